@@ -1,0 +1,2 @@
+// vit-dfkd: data-free distillation of Vision Transformers, on libtorch, from TypeScript.
+export * from './tensor/index.js';
