@@ -1,0 +1,97 @@
+/**
+ * Small synchronous filesystem helpers.
+ *
+ * `writeFileAtomic` gives readers of `path` either the complete old content or
+ * the complete new content, never a torn write: the data goes to a temporary
+ * file in the same directory (same filesystem, so the rename is atomic on
+ * POSIX), is fsync'ed, and is then renamed over the target. The directory is
+ * fsync'ed afterwards (best effort) so the rename itself survives a crash.
+ *
+ * `fs` is imported as the module object (default import) and its functions are
+ * looked up at call time, so tests can inject faults with
+ * `mock.method(fs, 'fsyncSync', ...)`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+
+/** Name of the temporary sibling used while writing `target`. Exposed for tests/diagnostics. */
+export function atomicTempName(target: string): string {
+  const dir = path.dirname(target);
+  const base = path.basename(target);
+  return path.join(dir, `.${base}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+}
+
+/**
+ * Atomically replace `target` with `data` (a string is written as UTF-8).
+ * Parent directories are created. On any failure the temporary file is removed
+ * and the error is rethrown; `target` is left as it was.
+ * The new file gets the default mode (0o666 & ~umask), not the old file's mode.
+ */
+export function writeFileAtomic(target: string, data: Uint8Array | string): void {
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  const dir = path.dirname(target);
+  fs.mkdirSync(dir, { recursive: true });
+
+  const tmp = atomicTempName(target);
+  let fd: number | undefined;
+  let created = false;
+  try {
+    fd = fs.openSync(tmp, 'wx');
+    created = true;
+    let off = 0;
+    while (off < bytes.length) {
+      off += fs.writeSync(fd, bytes, off, bytes.length - off);
+    }
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+    fd = undefined;
+    fs.renameSync(tmp, target);
+    created = false; // the temp name no longer exists
+  } catch (err) {
+    if (fd !== undefined) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* already failing; keep the original error */
+      }
+    }
+    if (created) {
+      try {
+        fs.unlinkSync(tmp);
+      } catch {
+        /* best effort */
+      }
+    }
+    throw err;
+  }
+  fsyncDir(dir);
+}
+
+/** Atomically write `value` as pretty-printed JSON (2-space indent) with a trailing newline. */
+export function writeJsonAtomic(target: string, value: unknown): void {
+  const text = JSON.stringify(value, null, 2);
+  if (text === undefined) {
+    throw new TypeError(`writeJsonAtomic(${target}): value is not JSON-serialisable`);
+  }
+  writeFileAtomic(target, text + '\n');
+}
+
+/** Best-effort directory fsync (not supported on every platform, e.g. Windows). */
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    /* ignore: durability of the rename is best effort */
+  } finally {
+    if (fd !== undefined) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        /* ignore */
+      }
+    }
+  }
+}
