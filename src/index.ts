@@ -1,2 +1,4 @@
 // vit-dfkd: data-free distillation of Vision Transformers, on libtorch, from TypeScript.
 export * from './tensor/index.js';
+export * from './testing/gradcheck.js';
+export * as nn from './nn/index.js';

@@ -1,0 +1,156 @@
+// Supervised training and evaluation of an image classifier on real data (teachers, `scratch`
+// students). One step: augment → normalise → forward → cross-entropy (label smoothing) → AdamW.
+import { crossEntropy } from '../tensor/functional.js';
+import { inferenceMode, manualSeed, randperm, tidy } from '../tensor/tensor.js';
+import { AdamW } from '../nn/optim.js';
+import { clipGradNorm } from '../nn/clip.js';
+import { normalize, randomHorizontalFlip, randomTranslate } from '../data/augment.js';
+import type { ImageDataset } from '../data/mnist.js';
+import type { VisionTransformer } from '../models/vit.js';
+
+export interface TrainOptions {
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  /** Stop after this many epochs... */
+  epochs?: number;
+  /** ...or after this many seconds (the schedule is planned from the measured step time). */
+  seconds?: number;
+  /** Linear warm-up steps before the cosine decay. */
+  warmupSteps: number;
+  labelSmoothing: number;
+  /** Random translation in pixels (±). */
+  translate: number;
+  flip: boolean;
+  clipNorm: number;
+  seed: number;
+}
+
+export const TRAIN_DEFAULTS: TrainOptions = {
+  batchSize: 64,
+  lr: 2e-3,
+  weightDecay: 0.05,
+  warmupSteps: 100,
+  labelSmoothing: 0.1,
+  translate: 2,
+  flip: false,
+  clipNorm: 1,
+  seed: 0,
+};
+
+export interface StepInfo {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+/** Linear warm-up then cosine decay to zero (timm's schedule), as a function of the step. */
+export function warmupCosine(step: number, total: number, warmup: number, base: number): number {
+  if (step < warmup) return (base * (step + 1)) / warmup;
+  const t = Math.min(1, (step - warmup) / Math.max(1, total - warmup));
+  return 0.5 * base * (1 + Math.cos(Math.PI * t));
+}
+
+export function trainClassifier(
+  model: VisionTransformer,
+  data: ImageDataset,
+  options: Partial<TrainOptions>,
+  onStep?: (info: StepInfo) => void,
+): { steps: number; epochs: number; seconds: number; finalLoss: number } {
+  const o: TrainOptions = { ...TRAIN_DEFAULTS, ...options };
+  if (o.epochs === undefined && o.seconds === undefined) throw new Error('trainClassifier: give epochs or seconds');
+  manualSeed(o.seed);
+  model.train();
+  const opt = new AdamW(model.parameters(), { lr: o.lr, weightDecay: o.weightDecay });
+  const n = data.labels.size(0);
+  const stepsPerEpoch = Math.floor(n / o.batchSize);
+  let totalSteps = o.epochs !== undefined ? o.epochs * stepsPerEpoch : Number.POSITIVE_INFINITY;
+  const start = performance.now();
+  let step = 0;
+  let epoch = 0;
+  let loss = Number.NaN;
+  const elapsed = (): number => (performance.now() - start) / 1000;
+
+  outer: for (;;) {
+    const perm = randperm(n);
+    for (let b = 0; b < stepsPerEpoch; b++) {
+      if (step >= totalSteps || (o.seconds !== undefined && elapsed() >= o.seconds)) break outer;
+      const lr = warmupCosine(step, Number.isFinite(totalSteps) ? totalSteps : 10 * o.warmupSteps, o.warmupSteps, o.lr);
+      for (const g of opt.paramGroups) g.lr = lr;
+      loss = tidy(() => {
+        const idx = perm.narrow(0, b * o.batchSize, o.batchSize);
+        let x = data.images.indexSelect(0, idx);
+        const y = data.labels.indexSelect(0, idx);
+        if (o.translate > 0) x = randomTranslate(x, o.translate);
+        if (o.flip) x = randomHorizontalFlip(x);
+        const l = crossEntropy(model.forward(normalize(x, data.mean, data.std)).logits, y, { labelSmoothing: o.labelSmoothing });
+        opt.zeroGrad();
+        l.backward();
+        if (o.clipNorm > 0) clipGradNorm(model.parameters(), o.clipNorm);
+        opt.step();
+        return l.item();
+      });
+      if (!Number.isFinite(loss)) {
+        perm.dispose();
+        throw new Error(`training diverged: loss is ${loss} at step ${step} (lower the learning rate?)`);
+      }
+      step++;
+      // With a time budget, plan the cosine schedule from the measured speed after a few steps.
+      if (o.seconds !== undefined && step === 10) {
+        totalSteps = Math.max(step + 1, Math.floor((o.seconds / elapsed()) * step));
+      }
+      onStep?.({
+        step,
+        totalSteps: Number.isFinite(totalSteps) ? totalSteps : step,
+        epoch,
+        loss,
+        lr,
+        seconds: elapsed(),
+        imagesPerSecond: (step * o.batchSize) / elapsed(),
+      });
+    }
+    perm.dispose();
+    epoch++;
+  }
+  model.eval();
+  return { steps: step, epochs: step / stepsPerEpoch, seconds: elapsed(), finalLoss: loss };
+}
+
+export interface EvalResult {
+  accuracy: number;
+  correct: number;
+  total: number;
+  /** confusion[true][predicted] counts. */
+  confusion: number[][];
+  perClassAccuracy: number[];
+}
+
+/** Accuracy, confusion matrix and per-class accuracy on a labelled set (inference mode, no grads). */
+export function evaluateClassifier(model: VisionTransformer, data: ImageDataset, batchSize = 500): EvalResult {
+  const wasTraining = model.training;
+  model.eval();
+  const k = data.numClasses;
+  const n = data.labels.size(0);
+  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  inferenceMode(() => {
+    for (let s = 0; s < n; s += batchSize) {
+      const m = Math.min(batchSize, n - s);
+      const [pred, truth] = tidy(() => {
+        const x = normalize(data.images.narrow(0, s, m), data.mean, data.std);
+        return [model.forward(x).logits.argmax(1).toArray(), data.labels.narrow(0, s, m).toArray()];
+      });
+      for (let i = 0; i < m; i++) confusion[truth![i]!]![pred![i]!]!++;
+    }
+  });
+  if (wasTraining) model.train();
+  const correct = confusion.reduce((acc, row, i) => acc + row[i]!, 0);
+  const perClassAccuracy = confusion.map((row, i) => {
+    const total = row.reduce((a, b) => a + b, 0);
+    return total === 0 ? Number.NaN : row[i]! / total;
+  });
+  return { accuracy: correct / n, correct, total: n, confusion, perClassAccuracy };
+}
