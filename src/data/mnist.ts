@@ -4,23 +4,10 @@
 // class d with n_d samples, positions [0, 0.8·n_d) are train, [0.8·n_d, 0.9·n_d) validation and
 // [0.9·n_d, n_d) test (floors). Class-stratified, deterministic, documented in the README.
 import { createRequire } from 'node:module';
-import { tensor, type Tensor } from '../tensor/tensor.js';
+import { tensor } from '../tensor/tensor.js';
+import type { ImageDataset, Split } from './types.js';
 
-export type Split = 'train' | 'val' | 'test';
-
-export interface ImageDataset {
-  name: string;
-  split: Split;
-  /** [N, C, H, W] float32 in [0, 1]. */
-  images: Tensor;
-  /** [N] int64 class indices. */
-  labels: Tensor;
-  numClasses: number;
-  classNames: string[];
-  /** Per-channel normalisation the models expect: (x − mean) / std. */
-  mean: number[];
-  std: number[];
-}
+export type { ImageDataset, Split } from './types.js';
 
 /** MNIST's usual normalisation constants (mean and std of the training pixels). */
 export const MNIST_MEAN = [0.1307];
