@@ -16,13 +16,17 @@ export const PRESETS: Record<string, Preset> = {
   },
   'vit-teacher-28': {
     family: 'vit',
-    description: 'teacher ViT for 28×28 grey images (patch 4, width 128, depth 6, 4 heads)',
-    config: { imageSize: 28, inChannels: 1, patchSize: 4, numClasses: 10, dim: 128, depth: 6, heads: 4 },
+    // Width 96 / depth 4 rather than 128 / 6: MEASURED.md found the narrower ViT reaches 98.4% on
+    // MNIST in 26 epochs (~30 min here) while the wider one was at 89% after 19 min — more steps, not width.
+    description: 'teacher ViT for 28×28 grey images (patch 4, width 96, depth 4, 4 heads)',
+    config: { imageSize: 28, inChannels: 1, patchSize: 4, numClasses: 10, dim: 96, depth: 4, heads: 4 },
   },
   'vit-student-28': {
     family: 'vit',
-    description: 'student ViT for 28×28 grey images (patch 4, width 64, depth 3, 2 heads)',
-    config: { imageSize: 28, inChannels: 1, patchSize: 4, numClasses: 10, dim: 64, depth: 3, heads: 2 },
+    // ~5× fewer FLOPs than vit-teacher-28 (width² · depth: 96²·4 vs 48²·3), same patch grid so the
+    // patch-level distillation losses compare token for token.
+    description: 'student ViT for 28×28 grey images (patch 4, width 48, depth 3, 3 heads)',
+    config: { imageSize: 28, inChannels: 1, patchSize: 4, numClasses: 10, dim: 48, depth: 3, heads: 3 },
   },
   'vit-bench-32': {
     family: 'vit',

@@ -5,8 +5,12 @@ import { inferenceMode, manualSeed, randperm, tidy } from '../tensor/tensor.js';
 import { AdamW } from '../nn/optim.js';
 import { clipGradNorm } from '../nn/clip.js';
 import { normalize, randomHorizontalFlip, randomTranslate } from '../data/augment.js';
-import type { ImageDataset } from '../data/mnist.js';
-import type { VisionTransformer } from '../models/vit.js';
+import type { ImageDataset } from '../data/types.js';
+import type { Module } from '../nn/module.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+/** Anything trainable as an image classifier: ViTs and the CNN baselines. */
+export type ClassifierModule = Module & { forward(x: Tensor): { logits: Tensor } };
 
 export interface TrainOptions {
   batchSize: number;
@@ -56,7 +60,7 @@ export function warmupCosine(step: number, total: number, warmup: number, base: 
 }
 
 export function trainClassifier(
-  model: VisionTransformer,
+  model: ClassifierModule,
   data: ImageDataset,
   options: Partial<TrainOptions>,
   onStep?: (info: StepInfo) => void,
@@ -130,7 +134,7 @@ export interface EvalResult {
 }
 
 /** Accuracy, confusion matrix and per-class accuracy on a labelled set (inference mode, no grads). */
-export function evaluateClassifier(model: VisionTransformer, data: ImageDataset, batchSize = 500): EvalResult {
+export function evaluateClassifier(model: ClassifierModule, data: ImageDataset, batchSize = 500): EvalResult {
   const wasTraining = model.training;
   model.eval();
   const k = data.numClasses;

@@ -1,0 +1,216 @@
+// A supervised training run with a run folder: config.json, metrics.jsonl, checkpoints/last (model +
+// optimiser, every epoch) and checkpoints/best (by validation accuracy), model.{safetensors,json}
+// (the best model for users). `resume` continues from checkpoints/last exactly: the random state is
+// re-seeded from (seed, epoch) at every epoch start, so an interrupted run and an uninterrupted one
+// take the same steps.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { crossEntropy } from '../tensor/functional.js';
+import { dispose, manualSeed, randperm, tidy, type Tensor } from '../tensor/tensor.js';
+import { AdamW, type OptimizerMeta } from '../nn/optim.js';
+import { clipGradNorm } from '../nn/clip.js';
+import { normalize, randomHorizontalFlip, randomTranslate } from '../data/augment.js';
+import type { ImageDataset } from '../data/types.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../export/checkpoint.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { evaluateClassifier, warmupCosine, type ClassifierModule, type EvalResult } from './classifier.js';
+export type { ClassifierModule };
+
+
+export interface TrainRunConfig {
+  dataset: string;
+  model: string;
+  /** Preset overrides (e.g. { dropPath: 0.1 }). */
+  modelOverrides: Record<string, unknown>;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  weightDecay: number;
+  warmupEpochs: number;
+  labelSmoothing: number;
+  translate: number;
+  flip: boolean;
+  clipNorm: number;
+  seed: number;
+}
+
+export const TRAIN_RUN_DEFAULTS: Omit<TrainRunConfig, 'dataset' | 'model'> = {
+  modelOverrides: {},
+  epochs: 30,
+  batchSize: 64,
+  lr: 2e-3,
+  weightDecay: 0.05,
+  warmupEpochs: 1,
+  labelSmoothing: 0.1,
+  translate: 2,
+  flip: false,
+  clipNorm: 1,
+  seed: 0,
+};
+
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  train_loss: number;
+  val_acc: number;
+  lr: number;
+  seconds: number;
+}
+
+interface LastState {
+  epoch: number; // epochs completed
+  step: number;
+  bestValAcc: number;
+  bestEpoch: number;
+  seconds: number;
+  optimizer: OptimizerMeta;
+}
+
+export interface RunHooks {
+  onStep?: (s: { epoch: number; step: number; stepsPerEpoch: number; totalSteps: number; loss: number; lr: number; imagesPerSecond: number }) => void;
+  onEpoch?: (m: EpochMetrics) => void;
+  log?: (line: string) => void;
+}
+
+/** The seed of one epoch's randomness (shuffle, augmentation, dropout): depends only on (seed, epoch). */
+export const epochSeed = (seed: number, epoch: number): number => seed * 100_003 + epoch;
+
+export function trainRun(
+  cfg: TrainRunConfig,
+  out: string,
+  model: ClassifierModule,
+  data: { train: ImageDataset; val: ImageDataset },
+  opts: { resume?: boolean; stopAfterEpochs?: number } & RunHooks = {},
+): { bestValAcc: number; bestEpoch: number; epochs: number; seconds: number } {
+  const log = opts.log ?? (() => {});
+  const ckptDir = join(out, 'checkpoints');
+  const last = join(ckptDir, 'last');
+  const best = join(ckptDir, 'best');
+  mkdirSync(ckptDir, { recursive: true });
+
+  const opt = new AdamW(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+  const n = data.train.labels.size(0);
+  const stepsPerEpoch = Math.floor(n / cfg.batchSize);
+  if (stepsPerEpoch === 0) throw new Error(`batch size ${cfg.batchSize} is larger than the training set (${n})`);
+  const totalSteps = cfg.epochs * stepsPerEpoch;
+  const warmup = Math.round(cfg.warmupEpochs * stepsPerEpoch);
+
+  let state: LastState = { epoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, seconds: 0, optimizer: opt.stateDict().meta };
+  if (opts.resume && existsSync(checkpointPaths(last).config)) {
+    const saved = readCheckpointConfig<{ train: TrainRunConfig; state: LastState }>(last);
+    const mismatch = (Object.keys(cfg) as (keyof TrainRunConfig)[]).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(saved.train[k]));
+    if (mismatch.length > 0) {
+      throw new Error(`--resume: the run in ${out} was started with different settings (${mismatch.map((k) => `${k}: ${JSON.stringify(saved.train[k])} vs ${JSON.stringify(cfg[k])}`).join('; ')})`);
+    }
+    const extra = loadCheckpointInto(last, model, ['optim.']);
+    const optState: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(extra)) optState[k.slice('optim.'.length)] = t;
+    opt.loadStateDict({ state: optState, meta: saved.state.optimizer });
+    for (const t of Object.values(extra)) t.dispose();
+    state = saved.state;
+    log(`resumed from ${last} after epoch ${state.epoch} (step ${state.step}, best val ${(100 * state.bestValAcc).toFixed(2)}%)`);
+  } else {
+    writeJsonAtomic(join(out, 'config.json'), cfg);
+    writeFileAtomic(join(out, 'metrics.jsonl'), '');
+  }
+  if (opts.resume) {
+    // Drop metric lines of an epoch whose checkpoint was not written (interrupted in between).
+    const file = join(out, 'metrics.jsonl');
+    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+    const kept = lines.filter((l) => (JSON.parse(l) as EpochMetrics).epoch <= state.epoch);
+    writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
+  }
+
+  const started = performance.now() - state.seconds * 1000;
+  const elapsed = (): number => (performance.now() - started) / 1000;
+  const stopAt = opts.stopAfterEpochs !== undefined ? Math.min(cfg.epochs, state.epoch + opts.stopAfterEpochs) : cfg.epochs;
+
+  for (let epoch = state.epoch; epoch < stopAt; epoch++) {
+    manualSeed(epochSeed(cfg.seed, epoch));
+    model.train();
+    const perm = randperm(n);
+    let lossSum = 0;
+    let lr = cfg.lr;
+    const epochStart = performance.now();
+    for (let b = 0; b < stepsPerEpoch; b++) {
+      lr = warmupCosine(state.step, totalSteps, warmup, cfg.lr);
+      opt.setLr(lr);
+      const loss = tidy(() => {
+        const idx = perm.narrow(0, b * cfg.batchSize, cfg.batchSize);
+        let x = data.train.images.indexSelect(0, idx);
+        if (cfg.translate > 0) x = randomTranslate(x, cfg.translate);
+        if (cfg.flip) x = randomHorizontalFlip(x);
+        const y = data.train.labels.indexSelect(0, idx);
+        const l = crossEntropy(model.forward(normalize(x, data.train.mean, data.train.std)).logits, y, { labelSmoothing: cfg.labelSmoothing });
+        opt.zeroGrad();
+        l.backward();
+        if (cfg.clipNorm > 0) clipGradNorm(model.parameters(), cfg.clipNorm);
+        opt.step();
+        return l.item();
+      });
+      if (!Number.isFinite(loss)) {
+        perm.dispose();
+        throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${state.step}; the last good checkpoint is ${last}.safetensors (try a lower --lr)`);
+      }
+      lossSum += loss;
+      state.step++;
+      opts.onStep?.({
+        epoch,
+        step: state.step,
+        stepsPerEpoch,
+        totalSteps,
+        loss,
+        lr,
+        imagesPerSecond: ((b + 1) * cfg.batchSize) / ((performance.now() - epochStart) / 1000),
+      });
+    }
+    perm.dispose();
+    const val = evaluateClassifier(model, data.val);
+    const metrics: EpochMetrics = { epoch: epoch + 1, step: state.step, train_loss: lossSum / stepsPerEpoch, val_acc: val.accuracy, lr, seconds: elapsed() };
+    appendFileSync(join(out, 'metrics.jsonl'), `${JSON.stringify(metrics)}\n`);
+    opts.onEpoch?.(metrics);
+    state.epoch = epoch + 1;
+    state.seconds = elapsed();
+    if (val.accuracy > state.bestValAcc) {
+      state.bestValAcc = val.accuracy;
+      state.bestEpoch = epoch + 1;
+      saveCheckpoint(best, model, { preset: cfg.model, overrides: cfg.modelOverrides, dataset: cfg.dataset, epoch: epoch + 1, val_acc: val.accuracy });
+    }
+    // last: model + optimiser state, written after best so a crash between them loses nothing.
+    const optSd = opt.stateDict();
+    state.optimizer = optSd.meta;
+    const extra: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(optSd.state)) extra[`optim.${k}`] = t;
+    saveCheckpoint(last, model, { train: cfg, state }, extra);
+    dispose(optSd.state);
+  }
+  opt.disposeState();
+  return { bestValAcc: state.bestValAcc, bestEpoch: state.bestEpoch, epochs: state.epoch, seconds: state.seconds };
+}
+
+/** Model-level metadata written beside the user-facing weights. */
+export interface ModelCard {
+  preset: string;
+  overrides: Record<string, unknown>;
+  dataset: string;
+  numClasses: number;
+  classNames: string[];
+  inputShape: number[];
+  mean: number[];
+  std: number[];
+  val_acc: number;
+  test_acc?: number;
+  params: number;
+  train?: TrainRunConfig;
+  command?: string;
+  seconds?: number;
+  epochs?: number;
+}
+
+/** Copies checkpoints/best into <out>/model.{safetensors,json} with the final test figure. */
+export function publishModel(out: string, model: ClassifierModule, card: ModelCard): void {
+  saveTensors(checkpointPaths(join(out, 'model')).weights, model.stateDict(), { format: 'vit-dfkd', preset: card.preset });
+  writeJsonAtomic(checkpointPaths(join(out, 'model')).config, card);
+}
+
+export type { EvalResult };
