@@ -440,8 +440,11 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::string& what, F&&
   Napi::Env env = info.Env();
   try {
     return body();
-  } catch (const Napi::Error&) {
-    throw;
+  } catch (const Napi::Error& e) {
+    // Errors raised while reading arguments (e.g. a disposed tensor) get the operator's name too.
+    std::string msg = e.Message();
+    if (msg.rfind(what, 0) == 0) throw;
+    throw Napi::Error::New(env, what + ": " + msg);
   } catch (const ConvertError& e) {
     throw Napi::TypeError::New(env, what + ": " + e.message);
   } catch (const c10::Error& e) {
@@ -635,9 +638,8 @@ Napi::Value FromTypedArray(const Napi::CallbackInfo& info) {
     bool hasTarget = info.Length() > 2 && !info[2].IsUndefined() && !info[2].IsNull();
     if (hasTarget) target = dtypeArg(info[2], "fromTypedArray");
     c10::ScalarType source = ti.dtype;
-    if (hasTarget && c10::elementSize(target) == ti.elementSize &&
-        (ta.TypedArrayType() == napi_uint16_array || (ta.TypedArrayType() == napi_uint8_array && target == at::kBool))) {
-      source = target;  // reinterpret raw bits
+    if (hasTarget && ta.TypedArrayType() == napi_uint16_array && (target == at::kHalf || target == at::kBFloat16)) {
+      source = target;  // reinterpret raw bits (uint8 -> bool converts instead: nonzero is true)
     } else if (ta.TypedArrayType() == napi_uint16_array) {
       throw Napi::TypeError::New(env, "fromTypedArray: a Uint16Array holds raw float16/bfloat16 bits; pass dtype 'float16' or 'bfloat16'");
     }

@@ -105,7 +105,9 @@ export function tidy<T>(fn: () => T): T {
     if (!survivors.has(t)) t.dispose();
   }
   const parent = scopes[scopes.length - 1];
-  if (parent) for (const t of survivors) parent.add(t);
+  // Only tensors this scope owned move up: a returned tensor made outside it (or kept) must not
+  // become the parent's to dispose.
+  if (parent) for (const t of survivors) if (scope.has(t)) parent.add(t);
   return result;
 }
 
@@ -258,6 +260,8 @@ export class Tensor {
   }
   get isDisposed(): boolean { return this.#h === null; }
   get isLeaf(): boolean { return native.isLeaf(this.handle); }
+  /** True for tensors made in inferenceMode (they cannot enter autograd later). */
+  get isInference(): boolean { return native.isInference(this.handle); }
   get gradFn(): string | null { return native.gradFn(this.handle); }
   isSame(other: Tensor): boolean { return native.isSame(this.handle, other.handle); }
 
@@ -278,6 +282,16 @@ export class Tensor {
   data(): TypedArray { return native.toTypedArray(this.handle); }
   /** The values as plain numbers (flattened, row-major). */
   toArray(): number[] {
+    const dt = this.dtype;
+    if (dt === 'float16' || dt === 'bfloat16') {
+      // data() gives raw Uint16 bits for these; widen so the numbers are the values
+      const wide = op('aten::_to_copy').t([this.handle, 'float32']);
+      try {
+        return Array.from(wide.data() as Float32Array);
+      } finally {
+        wide.dispose();
+      }
+    }
     const d = this.data();
     return d instanceof BigInt64Array ? Array.from(d, (x) => Number(x)) : Array.from(d as ArrayLike<number>);
   }
@@ -591,7 +605,8 @@ export function tensor(values: number | boolean | unknown[] | TypedArray, opts: 
     if (dtype === 'float64') src = Float64Array.from(numbers);
     else if (dtype === 'int64') src = BigInt64Array.from(numbers, (v) => BigInt(Math.trunc(v)));
     else if (dtype === 'int32') src = Int32Array.from(numbers);
-    else if (dtype === 'uint8' || dtype === 'bool') src = Uint8Array.from(numbers);
+    else if (dtype === 'bool') src = Uint8Array.from(numbers, (v) => (v !== 0 ? 1 : 0)); // bytes are reinterpreted: only 0/1 are valid bools
+    else if (dtype === 'uint8') src = Uint8Array.from(numbers);
     else src = Float32Array.from(numbers);
     t = new Tensor(native.fromTypedArray(src, shape, dtype));
   }
