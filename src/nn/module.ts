@@ -135,8 +135,9 @@ export class Module {
   loadStateDict(state: Record<string, Tensor>, opts: { strict?: boolean } = {}): { missing: string[]; unexpected: string[] } {
     const strict = opts.strict ?? true;
     const own = this.stateDict();
-    const missing = Object.keys(own).filter((k) => !(k in state));
-    const unexpected = Object.keys(state).filter((k) => !(k in own));
+    // Object.hasOwn, not `in`: a key such as 'constructor' or 'toString' must not match Object.prototype
+    const missing = Object.keys(own).filter((k) => !Object.hasOwn(state, k));
+    const unexpected = Object.keys(state).filter((k) => !Object.hasOwn(own, k));
     const mismatched: { key: string; expected: number[]; got: number[] }[] = [];
     for (const [k, t] of Object.entries(own)) {
       const src = state[k];
