@@ -1,14 +1,32 @@
 // Named model presets (timm's create_model shape): createModel('vit-teacher-28', { numClasses: 10 }).
-import { VisionTransformer, type ViTConfig } from './vit.js';
-import type { Module } from '../nn/module.js';
+// A preset is a family (ViT/DeiT, DAFL's LeNet-5 / LeNet-5-Half, CIFAR ResNet-18/34) and a config
+// that always gives the input (channels, size) and the number of classes.
+import { VisionTransformer, VIT_DEFAULTS, type ViTConfig } from './vit.js';
+import { LeNet5, LeNet5Half, LENET5_DEFAULTS, LENET5_HALF_DEFAULTS, ResNet, RESNET18_CIFAR, RESNET34_CIFAR, type LeNetConfig, type ResNetConfig } from './cnn.js';
+import { lenetCosts, resnetCosts, summarize, vitCosts } from './flops.js';
+import type { Classifier, ModelFamily } from './types.js';
 
-export interface Preset {
-  family: 'vit';
-  description: string;
-  config: Partial<ViTConfig> & Pick<ViTConfig, 'imageSize' | 'inChannels' | 'patchSize' | 'numClasses' | 'dim' | 'depth' | 'heads'>;
-}
+export type { ModelFamily } from './types.js';
 
-export const PRESETS: Record<string, Preset> = {
+/** What a ViT preset must give (the rest defaults to VIT_DEFAULTS). */
+export type ViTPresetConfig = Partial<ViTConfig> & Pick<ViTConfig, 'imageSize' | 'inChannels' | 'patchSize' | 'numClasses' | 'dim' | 'depth' | 'heads'>;
+/** What a CNN preset must give: its input and classes (the widths come from the family). */
+export type LeNetPresetConfig = Partial<LeNetConfig> & Pick<LeNetConfig, 'imageSize' | 'inChannels' | 'numClasses'>;
+export type ResNetPresetConfig = Partial<ResNetConfig> & Pick<ResNetConfig, 'imageSize' | 'inChannels' | 'numClasses'>;
+
+export type Preset =
+  | { family: 'vit'; description: string; config: ViTPresetConfig }
+  | { family: 'lenet5'; description: string; config: LeNetPresetConfig }
+  | { family: 'lenet5-half'; description: string; config: LeNetPresetConfig }
+  | { family: 'resnet18'; description: string; config: ResNetPresetConfig }
+  | { family: 'resnet34'; description: string; config: ResNetPresetConfig };
+
+/** A preset's config with overrides applied (ViT, LeNet or ResNet keys according to the family). */
+export type ModelConfig = ViTPresetConfig | LeNetPresetConfig | ResNetPresetConfig;
+/** Overrides of any family's keys; createModel rejects keys the preset's family does not have. */
+export type ModelOverrides = Partial<ViTConfig> & Partial<LeNetConfig> & Partial<ResNetConfig>;
+
+const PRESET_TABLE = {
   'vit-tiny-28': {
     family: 'vit',
     description: 'a very small ViT for 28×28 grey images (patch 7, width 64, depth 3): the one-minute demo',
@@ -48,7 +66,55 @@ export const PRESETS: Record<string, Preset> = {
     description: "DeiT-B (timm's deit_base_patch16_224)",
     config: { imageSize: 224, inChannels: 3, patchSize: 16, numClasses: 1000, dim: 768, depth: 12, heads: 12 },
   },
-};
+  'lenet5-28': {
+    family: 'lenet5',
+    description: "DAFL's LeNet-5 teacher (conv 6-16-120, fc 84) for 28×28 grey images: first conv padded by 2 instead of resizing to 32",
+    config: { imageSize: 28, inChannels: 1, numClasses: 10 },
+  },
+  'lenet5-half-28': {
+    family: 'lenet5-half',
+    description: "DAFL's LeNet-5-Half student (conv 3-8-60, fc 42) for 28×28 grey images (first conv padded by 2)",
+    config: { imageSize: 28, inChannels: 1, numClasses: 10 },
+  },
+  'lenet5-32': {
+    family: 'lenet5',
+    description: "DAFL's LeNet-5 exactly: 32×32 grey input (MNIST resized to 32), unpadded convolutions",
+    config: { imageSize: 32, inChannels: 1, numClasses: 10 },
+  },
+  'lenet5-half-32': {
+    family: 'lenet5-half',
+    description: "DAFL's LeNet-5-Half exactly: 32×32 grey input, unpadded convolutions",
+    config: { imageSize: 32, inChannels: 1, numClasses: 10 },
+  },
+  'resnet18-cifar': {
+    family: 'resnet18',
+    description: 'CIFAR ResNet-18 of DAFL / Fast-Datafree (3×3 stem, no max-pool, BasicBlocks [2, 2, 2, 2], widths 64-512), 32×32×3',
+    config: { imageSize: 32, inChannels: 3, numClasses: 10 },
+  },
+  'resnet34-cifar': {
+    family: 'resnet34',
+    description: 'CIFAR ResNet-34 of DAFL / Fast-Datafree (BasicBlocks [3, 4, 6, 3]), 32×32×3: the usual CIFAR teacher',
+    config: { imageSize: 32, inChannels: 3, numClasses: 10 },
+  },
+} as const satisfies Record<string, Preset>;
+
+/** The built-in preset names (createModel with a literal name returns that family's class). */
+export type PresetName = keyof typeof PRESET_TABLE;
+
+/** The Preset type of one family. */
+export type PresetOf<F extends ModelFamily> = Extract<Preset, { family: F }>;
+
+/** All presets. A literal key keeps its family's config type (`PRESETS['vit-teacher-28'].config.dim`). */
+export const PRESETS: { readonly [K in PresetName]: PresetOf<(typeof PRESET_TABLE)[K]['family']> } & Readonly<Record<string, Preset>> = PRESET_TABLE;
+
+/** The model class of each family. */
+export interface FamilyModel {
+  vit: VisionTransformer;
+  lenet5: LeNet5;
+  'lenet5-half': LeNet5Half;
+  resnet18: ResNet;
+  resnet34: ResNet;
+}
 
 export class UnknownPresetError extends Error {
   constructor(name: string) {
@@ -57,12 +123,96 @@ export class UnknownPresetError extends Error {
   }
 }
 
-export function presetConfig(name: string, overrides: Partial<ViTConfig> = {}): Preset['config'] {
-  const preset = PRESETS[name];
+function presetOf(name: string): Preset {
+  const preset = Object.prototype.hasOwnProperty.call(PRESETS, name) ? PRESETS[name] : undefined;
   if (!preset) throw new UnknownPresetError(name);
-  return { ...preset.config, ...overrides };
+  return preset;
 }
 
-export function createModel(name: string, overrides: Partial<ViTConfig> = {}): VisionTransformer & Module {
-  return new VisionTransformer(presetConfig(name, overrides));
+const VIT_KEYS = new Set<string>([...Object.keys(VIT_DEFAULTS), 'imageSize', 'inChannels', 'patchSize', 'numClasses', 'dim', 'depth', 'heads']);
+const LENET_KEYS = new Set<string>(Object.keys(LENET5_DEFAULTS));
+const RESNET_KEYS = new Set<string>(Object.keys(RESNET18_CIFAR));
+
+function keysOf(family: ModelFamily): Set<string> {
+  return family === 'vit' ? VIT_KEYS : family === 'lenet5' || family === 'lenet5-half' ? LENET_KEYS : RESNET_KEYS;
+}
+
+/** The preset's config with `overrides` applied; override keys the family does not have are an error. */
+export function presetConfig(name: string, overrides: ModelOverrides = {}): ModelConfig {
+  const preset = presetOf(name);
+  const allowed = keysOf(preset.family);
+  const bad = Object.keys(overrides).filter((k) => !allowed.has(k));
+  if (bad.length > 0) {
+    throw new Error(`model preset '${name}' (family ${preset.family}) has no option${bad.length > 1 ? 's' : ''} ${bad.join(', ')}; its options: ${[...allowed].join(', ')}`);
+  }
+  // undefined values (e.g. an unset CLI flag) do not override
+  const set = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
+  return { ...preset.config, ...set } as ModelConfig;
+}
+
+/** The family of a preset (throws UnknownPresetError). */
+export function presetFamily(name: string): ModelFamily {
+  return presetOf(name).family;
+}
+
+/** Builds a preset's model. With a literal preset name the result has that family's class. */
+export function createModel<N extends PresetName>(name: N, overrides?: ModelOverrides): FamilyModel[(typeof PRESET_TABLE)[N]['family']];
+export function createModel(name: string, overrides?: ModelOverrides): Classifier;
+export function createModel(name: string, overrides: ModelOverrides = {}): Classifier {
+  const family = presetOf(name).family;
+  const c = presetConfig(name, overrides);
+  switch (family) {
+    case 'vit': return new VisionTransformer(c as ViTPresetConfig);
+    case 'lenet5': return new LeNet5(c as LeNetPresetConfig);
+    case 'lenet5-half': return new LeNet5Half(c as LeNetPresetConfig);
+    case 'resnet18': return new ResNet(c as ResNetPresetConfig, RESNET18_CIFAR);
+    case 'resnet34': return new ResNet(c as ResNetPresetConfig, RESNET34_CIFAR);
+  }
+}
+
+/** Builds a ViT preset, typed as VisionTransformer (throws if the preset is another family). */
+export function createViT(name: string, overrides: ModelOverrides = {}): VisionTransformer {
+  const family = presetOf(name).family;
+  if (family !== 'vit') throw new Error(`model preset '${name}' is a ${family}, not a ViT`);
+  return new VisionTransformer(presetConfig(name, overrides) as ViTPresetConfig);
+}
+
+export interface ModelDescription {
+  name: string;
+  family: ModelFamily;
+  description: string;
+  /** Trainable parameters (running statistics of BatchNorm are buffers, not counted). */
+  params: number;
+  /** FLOPs of one image = 2 · MACs (convolutions, Linear layers, attention products; see flops.ts). */
+  flops: number;
+  macs: number;
+  inputShape: [number, number, number];
+  numClasses: number;
+}
+
+/**
+ * Parameters, FLOPs and input of a preset, computed from its config without building the model
+ * (the same analytic layer list as countFlops, which the tests check against built models).
+ */
+export function describeModel(name: string, overrides: ModelOverrides = {}): ModelDescription {
+  const preset = presetOf(name);
+  const c = presetConfig(name, overrides);
+  let cost;
+  switch (preset.family) {
+    case 'vit': cost = summarize(vitCosts(c as ViTPresetConfig)); break;
+    case 'lenet5': cost = summarize(lenetCosts({ ...LENET5_DEFAULTS, ...(c as LeNetPresetConfig) })); break;
+    case 'lenet5-half': cost = summarize(lenetCosts({ ...LENET5_HALF_DEFAULTS, ...(c as LeNetPresetConfig) })); break;
+    case 'resnet18': cost = summarize(resnetCosts({ ...RESNET18_CIFAR, ...(c as ResNetPresetConfig) })); break;
+    case 'resnet34': cost = summarize(resnetCosts({ ...RESNET34_CIFAR, ...(c as ResNetPresetConfig) })); break;
+  }
+  return {
+    name,
+    family: preset.family,
+    description: preset.description,
+    params: cost.params,
+    flops: cost.flops,
+    macs: cost.macs,
+    inputShape: [c.inChannels, c.imageSize, c.imageSize],
+    numClasses: c.numClasses,
+  };
 }

@@ -165,6 +165,15 @@ export class VisionTransformer extends Module {
     return this.distToken ? 2 : 1;
   }
 
+  /** [channels, height, width] of one input image (the Classifier interface of models/types.ts). */
+  get inputShape(): [number, number, number] {
+    return [this.config.inChannels, this.config.imageSize, this.config.imageSize];
+  }
+
+  get numClasses(): number {
+    return this.config.numClasses;
+  }
+
   /** timm's initialisation: truncated normal (std 0.02) for embeddings and Linear weights, zero biases. */
   private initWeights(): void {
     truncNormal_(this.posEmbed, 0.02);
