@@ -2,7 +2,7 @@
 // `mnist`) for about a minute on this machine, then report its test accuracy and save it.
 import { join } from 'node:path';
 import { loadMnist } from '../data/mnist.js';
-import { createModel, PRESETS } from '../models/registry.js';
+import { createModel } from '../models/registry.js';
 import { evaluateClassifier, trainClassifier } from '../train/classifier.js';
 import { saveCheckpoint } from '../export/checkpoint.js';
 import { getNumThreads, manualSeed } from '../tensor/tensor.js';
@@ -41,4 +41,3 @@ export function runDemo(o: DemoOptions): { testAccuracy: number; steps: number; 
   return { testAccuracy: testAcc, steps: result.steps, seconds: result.seconds };
 }
 
-export const DEMO_MODELS = Object.keys(PRESETS).filter((k) => k.endsWith('-28'));

@@ -14,6 +14,11 @@ function positiveNumber(v: string): number {
   if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
   return n;
 }
+function nonNegativeNumber(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
+  return n;
+}
 function nonNegativeInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
@@ -21,9 +26,32 @@ function nonNegativeInt(v: string): number {
 }
 
 /** Threads must be set before libtorch is loaded, so the engine is imported lazily. */
-async function engine(threads?: number): Promise<typeof import('../tensor/tensor.js')> {
+async function engine(threads?: number, device = 'cpu'): Promise<typeof import('../tensor/tensor.js')> {
   if (threads !== undefined) process.env.VIT_DFKD_THREADS = String(threads);
-  return import('../tensor/tensor.js');
+  const T = await import('../tensor/tensor.js');
+  if (device !== 'cpu') T.setDefaultDevice(device as 'cuda');
+  return T;
+}
+
+export interface TrainCliOptions {
+  dataset: string;
+  model: string;
+  out: string;
+  epochs: number;
+  batch: number;
+  lr: number;
+  weightDecay: number;
+  warmupEpochs: number;
+  labelSmoothing: number;
+  translate: number;
+  flip: boolean;
+  clipNorm: number;
+  dropPath?: number;
+  seed: number;
+  threads?: number;
+  device: string;
+  resume: boolean;
+  stopAfterEpochs?: number;
 }
 
 program
@@ -44,6 +72,48 @@ program
     await engine(o.threads);
     const { runDemo } = await import('./demo.js');
     runDemo(o);
+  });
+
+program
+  .command('train')
+  .alias('train-teacher')
+  .description('train a classifier (a teacher, or the `scratch` student reference) on real labelled data')
+  .requiredOption('--dataset <spec>', "dataset: mnist | fashion-mnist | cifar10:<dir> | folder:<dir>")
+  .requiredOption('--model <preset>', 'model preset (dfkd models lists them)')
+  .requiredOption('--out <dir>', 'run folder (config.json, metrics.jsonl, checkpoints/, model.safetensors)')
+  .addOption(new Option('--epochs <n>', 'epochs').argParser(positiveInt).default(30))
+  .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(64))
+  .addOption(new Option('--lr <x>', 'peak learning rate (AdamW)').argParser(positiveNumber).default(2e-3))
+  .addOption(new Option('--weight-decay <x>', 'AdamW weight decay').argParser(nonNegativeNumber).default(0.05))
+  .addOption(new Option('--warmup-epochs <x>', 'linear warm-up before the cosine decay').argParser(nonNegativeNumber).default(1))
+  .addOption(new Option('--label-smoothing <x>', 'label smoothing').argParser(nonNegativeNumber).default(0.1))
+  .addOption(new Option('--translate <px>', 'random translation, ± pixels').argParser(nonNegativeInt).default(2))
+  .option('--flip', 'random horizontal flips (not for digits)', false)
+  .addOption(new Option('--clip-norm <x>', 'gradient clipping by global norm (0 = off)').argParser(nonNegativeNumber).default(1))
+  .addOption(new Option('--drop-path <x>', 'stochastic depth rate (ViT)').argParser(nonNegativeNumber))
+  .addOption(new Option('--seed <n>', 'random seed').argParser(nonNegativeInt).default(0))
+  .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
+  .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'))
+  .option('--resume', 'continue the run in --out from its last checkpoint', false)
+  .addOption(new Option('--stop-after-epochs <n>', 'stop after this many epochs of this invocation (resume later)').argParser(positiveInt))
+  .action(async (o: TrainCliOptions) => {
+    await engine(o.threads, o.device);
+    const { runTrainCommand } = await import('./train.js');
+    await runTrainCommand(o);
+  });
+
+program
+  .command('eval')
+  .description('evaluate a trained classifier: accuracy, per-class accuracy, confusion matrix, params, FLOPs, latency')
+  .requiredOption('--model <path>', 'a run folder or a checkpoint (.safetensors with its .json)')
+  .option('--dataset <spec>', 'dataset (default: the one the model was trained on)')
+  .addOption(new Option('--split <name>', 'split').choices(['train', 'val', 'test']).default('test'))
+  .addOption(new Option('--threads <n>', 'intra-op threads').argParser(positiveInt))
+  .option('--json', 'print the result as JSON', false)
+  .action(async (o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; threads?: number; json: boolean }) => {
+    await engine(o.threads);
+    const { runEvalCommand } = await import('./train.js');
+    runEvalCommand(o);
   });
 
 program

@@ -22,14 +22,23 @@ export function progressBar(label: string, fieldsFormat: string): Progress {
     cliProgress.Presets.shades_classic,
   );
   let started = false;
+  // Training loops are synchronous, so cli-progress's timer never fires while they run; without a
+  // TTY (CI logs) it also skips synchronous redraws. Redraw from update() ourselves, every 5 s.
+  const tty = process.stderr.isTTY === true;
+  let lastLine = 0;
   return {
     update(value, total, fields) {
       if (!started) {
         bar.start(total, value, fields);
         started = true;
+        lastLine = Date.now();
       } else {
         bar.setTotal(total);
         bar.update(value, fields);
+        if (!tty && Date.now() - lastLine >= 5000) {
+          (bar as unknown as { render(): void }).render();
+          lastLine = Date.now();
+        }
       }
     },
     stop() {
