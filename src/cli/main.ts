@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // dfkd: the command-line interface. Thin: parse, call the library, print, exit with a code.
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { METHODS } from '../distill/methods/index.js';
+import { hparamFlags, kebab, type DistillCliOptions } from './distill.js';
 
 const program = new Command();
 
@@ -25,10 +27,10 @@ function nonNegativeInt(v: string): number {
   return n;
 }
 
-/** Threads must be set before libtorch is loaded, so the engine is imported lazily. */
+/** The engine, with the thread count and default device the user asked for. */
 async function engine(threads?: number, device = 'cpu'): Promise<typeof import('../tensor/tensor.js')> {
-  if (threads !== undefined) process.env.VIT_DFKD_THREADS = String(threads);
   const T = await import('../tensor/tensor.js');
+  if (threads !== undefined) T.setNumThreads(threads);
   if (device !== 'cpu') T.setDefaultDevice(device as 'cuda');
   return T;
 }
@@ -62,13 +64,14 @@ program
 
 program
   .command('demo')
-  .description('the main job: train a small ViT on real MNIST for about a minute and print its test accuracy')
-  .addOption(new Option('--seconds <s>', 'training time budget in seconds').argParser(positiveNumber).default(60))
+  .description('the main job: the shipped MNIST ViT teacher → data-free distillation (tgan) into a small ViT student for ~5 minutes → test accuracy, retention, report')
+  .addOption(new Option('--minutes <m>', 'time budget').argParser(positiveNumber).default(5))
   .addOption(new Option('--seed <n>', 'random seed').argParser(nonNegativeInt).default(0))
-  .addOption(new Option('--model <preset>', 'model preset').default('vit-tiny-28'))
-  .addOption(new Option('--out <dir>', 'output folder').default('runs/demo'))
+  .addOption(new Option('--method <name>', 'method').choices(Object.keys(METHODS)).default('tgan'))
+  .addOption(new Option('--student <preset>', 'student preset').default('vit-student-28'))
+  .addOption(new Option('--out <dir>', 'run folder').default('runs/demo'))
   .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
-  .action(async (o: { seconds: number; seed: number; model: string; out: string; threads?: number }) => {
+  .action(async (o: { minutes: number; seed: number; method: string; student: string; out: string; threads?: number }) => {
     await engine(o.threads);
     const { runDemo } = await import('./demo.js');
     runDemo(o);
@@ -115,6 +118,37 @@ program
     const { runEvalCommand } = await import('./train.js');
     runEvalCommand(o);
   });
+
+const distill = program
+  .command('distill')
+  .description('distil a teacher into a student without training data (or run a reference: kd, noise, scratch)')
+  .requiredOption('--teacher <path>', 'teacher: a run folder made by dfkd train, or a checkpoint')
+  .requiredOption('--student <preset>', 'student model preset')
+  .addOption(new Option('--method <name>', 'method').choices(Object.keys(METHODS)).default('tgan'))
+  .addOption(new Option('--iterations <n>', 'iteration budget').argParser(positiveInt))
+  .addOption(new Option('--minutes <m>', 'time budget in minutes (default 10 when no --iterations)').argParser(positiveNumber))
+  .addOption(new Option('--batch <n>', 'synthetic batch size').argParser(positiveInt).default(128))
+  .addOption(new Option('--seed <n>', 'random seed').argParser(nonNegativeInt).default(0))
+  .addOption(new Option('--eval-every <k>', 'student accuracy on the real validation split every k iterations (evaluation only)').argParser(positiveInt).default(50))
+  .addOption(new Option('--sample-every <k>', 'sample grid every k iterations').argParser(positiveInt).default(100))
+  .addOption(new Option('--checkpoint-every <k>', 'checkpoint every k iterations').argParser(positiveInt).default(50))
+  .addOption(new Option('--student-lr <x>', "student learning rate (default: the method's)").argParser(positiveNumber))
+  .option('--no-cosine', 'keep the student learning rate constant (default: cosine decay over the budget)')
+  .addOption(new Option('--clip-norm <x>', 'student gradient clipping (0 = off)').argParser(nonNegativeNumber).default(5))
+  .option('--out <dir>', 'run folder (default runs/distill-<method>-<time>)')
+  .option('--resume', 'continue the run in --out from its last checkpoint', false)
+  .option('--no-report', 'skip report.html')
+  .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
+  .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'));
+for (const [name, f] of hparamFlags()) {
+  const defaults = Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
+  distill.addOption(new Option(`--${kebab(name)} <value>`, `method hyper-parameter (default: ${defaults})`));
+}
+distill.action(async (o: DistillCliOptions & { threads?: number; device: string }) => {
+  await engine(o.threads, o.device);
+  const { runDistillCommand } = await import('./distill.js');
+  runDistillCommand(o);
+});
 
 program
   .command('info')

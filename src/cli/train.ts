@@ -1,15 +1,16 @@
 // dfkd train / dfkd eval: supervised training runs and evaluation of saved classifiers.
-import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDataset } from '../data/index.js';
 import { createModel } from '../models/registry.js';
 import { countFlops } from '../models/flops.js';
 import type { Classifier } from '../models/types.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig } from '../export/checkpoint.js';
+import { loadCheckpointInto } from '../export/checkpoint.js';
+import { loadClassifier } from '../models/load.js';
 import { inferenceMode, randn, tidy, getNumThreads } from '../tensor/tensor.js';
 import { normalize } from '../data/augment.js';
 import { evaluateClassifier } from '../train/classifier.js';
-import { publishModel, trainRun, TRAIN_RUN_DEFAULTS, type ModelCard, type TrainRunConfig } from '../train/run.js';
+import type { ModelCard } from '../models/load.js';
+import { publishModel, trainRun, TRAIN_RUN_DEFAULTS, type TrainRunConfig } from '../train/run.js';
 import { progressBar } from './progress.js';
 import type { TrainCliOptions } from './main.js';
 
@@ -85,20 +86,6 @@ function checkCompatible(model: Classifier, dataShape: number[], preset: string,
   if (want.length !== dataShape.length || want.some((d, i) => d !== dataShape[i])) {
     throw new Error(`model ${preset} expects inputs [${want.join(', ')}] but ${dataset} images are [${dataShape.join(', ')}]`);
   }
-}
-
-/** Loads a classifier saved by `dfkd train` (a run folder, or a checkpoint base path). */
-export function loadClassifier(path: string): { model: Classifier; card: ModelCard } {
-  const base = existsSync(path) && statSync(path).isDirectory() ? join(path, 'model') : checkpointPaths(path).weights.replace(/\.safetensors$/, '');
-  if (!existsSync(checkpointPaths(base).weights)) {
-    throw new Error(`no model at ${path}: expected ${checkpointPaths(base).weights} (a run folder made by dfkd train, or a checkpoint path)`);
-  }
-  const card = readCheckpointConfig<ModelCard>(base);
-  if (typeof card.preset !== 'string') throw new Error(`${checkpointPaths(base).config} does not describe a model (no "preset")`);
-  const model = createModel(card.preset, card.overrides ?? {});
-  loadCheckpointInto(base, model);
-  model.eval();
-  return { model, card };
 }
 
 export function runEvalCommand(o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; json: boolean }): void {

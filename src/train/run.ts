@@ -13,6 +13,7 @@ import { normalize, randomHorizontalFlip, randomTranslate } from '../data/augmen
 import type { ImageDataset } from '../data/types.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../export/checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import type { ModelCard } from '../models/load.js';
 import { evaluateClassifier, warmupCosine, type ClassifierModule, type EvalResult } from './classifier.js';
 export type { ClassifierModule };
 
@@ -174,7 +175,20 @@ export function trainRun(
     if (val.accuracy > state.bestValAcc) {
       state.bestValAcc = val.accuracy;
       state.bestEpoch = epoch + 1;
-      saveCheckpoint(best, model, { preset: cfg.model, overrides: cfg.modelOverrides, dataset: cfg.dataset, epoch: epoch + 1, val_acc: val.accuracy });
+      const card: ModelCard = {
+        preset: cfg.model,
+        overrides: { ...cfg.modelOverrides, numClasses: data.train.numClasses },
+        dataset: cfg.dataset,
+        numClasses: data.train.numClasses,
+        classNames: data.train.classNames,
+        inputShape: data.train.images.shape.slice(1),
+        mean: data.train.mean,
+        std: data.train.std,
+        val_acc: val.accuracy,
+        params: model.numParameters(),
+        epoch: epoch + 1,
+      };
+      saveCheckpoint(best, model, card);
     }
     // last: model + optimiser state, written after best so a crash between them loses nothing.
     const optSd = opt.stateDict();
@@ -188,27 +202,8 @@ export function trainRun(
   return { bestValAcc: state.bestValAcc, bestEpoch: state.bestEpoch, epochs: state.epoch, seconds: state.seconds };
 }
 
-/** Model-level metadata written beside the user-facing weights. */
-export interface ModelCard {
-  preset: string;
-  overrides: Record<string, unknown>;
-  dataset: string;
-  numClasses: number;
-  classNames: string[];
-  inputShape: number[];
-  mean: number[];
-  std: number[];
-  val_acc: number;
-  test_acc?: number;
-  params: number;
-  train?: TrainRunConfig;
-  command?: string;
-  seconds?: number;
-  epochs?: number;
-}
-
 /** Copies checkpoints/best into <out>/model.{safetensors,json} with the final test figure. */
-export function publishModel(out: string, model: ClassifierModule, card: ModelCard): void {
+export function publishModel(out: string, model: ClassifierModule, card: ModelCard & { train?: TrainRunConfig }): void {
   saveTensors(checkpointPaths(join(out, 'model')).weights, model.stateDict(), { format: 'vit-dfkd', preset: card.preset });
   writeJsonAtomic(checkpointPaths(join(out, 'model')).config, card);
 }

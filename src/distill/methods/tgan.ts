@@ -1,0 +1,177 @@
+// `tgan` — the seed method (Habib et al., 2024, arXiv 2408.05952; METHODS.md): a
+// transformer-augmented generator trained adversarially against the student, with the teacher's
+// class-attention probe as an attention-consistency term; the student learns KD + CE + a patch-level
+// loss (class-attention KL and patch-similarity MSE over matched blocks), with a replay bank.
+//
+//   L_G     = −KD(T, S; τ) + λ_attn·CE(P_T(x), ŷ) + w_oh·L_oh + w_ie·L_ie
+//   L_total = λ_KD·KD(T, S; τ) + λ_CE·CE(S(x), ŷ) + λ_patch·L_patch
+//
+// Schedule: one generator step, then k student steps: the fresh batch first, then batches replayed
+// from a bank of recent synthetic images (so the student does not forget earlier samples).
+import { noGrad, randint, type Tensor } from '../../tensor/tensor.js';
+import { crossEntropy } from '../../tensor/functional.js';
+import { TransformerGenerator } from '../../models/generators.js';
+import type { VisionTransformer } from '../../models/vit.js';
+import { ImageBank } from '../bank.js';
+import { GeneratorTrainer } from '../common.js';
+import {
+  attentionConsistencyLoss,
+  classAttentionProbe,
+  informationEntropyLoss,
+  kdLoss,
+  matchBlocks,
+  oneHotLoss,
+  patchDistillationLoss,
+  type TokenOutput,
+} from '../losses.js';
+import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
+
+export const TGAN_DEFAULTS = {
+  /** KD temperature (both the adversarial and the student term). */
+  tau: 4,
+  /** Weight of the attention-consistency term L_attention in L_G. */
+  lambdaAttn: 1,
+  /** DAFL priors in L_G: one-hot confidence and information entropy (class balance). */
+  wOh: 1,
+  wIe: 5,
+  /** Weight of the adversarial term −KD in L_G (0 turns the GAN into a pure prior-driven generator). */
+  wAdv: 1,
+  lambdaKD: 1,
+  lambdaCE: 0.1,
+  lambdaPatch: 1,
+  /** Student steps per generator step (METHODS: 1 to 5). */
+  studentSteps: 3,
+  /** Replay bank capacity, in batches. */
+  bankBatches: 20,
+  lrG: 1e-3,
+  lrS: 1e-3,
+  latentDim: 64,
+  genDim: 96,
+  genDepth: 2,
+  genHeads: 4,
+  /** Class-conditional generator (a label embedding on every token; L_oh then uses the sampled labels). */
+  conditional: false,
+};
+export type TganHparams = typeof TGAN_DEFAULTS;
+
+function asViT(model: DistillContext['teacher'], role: string): VisionTransformer {
+  const m = model as unknown as Partial<VisionTransformer>;
+  if (!m.blocks || !m.head || !m.norm || !(m as { config?: { patchSize?: number } }).config?.patchSize) {
+    throw new Error(`tgan needs a ViT ${role} (class attention, patch tokens); use dafl/dfad/zskt for CNNs`);
+  }
+  return model as unknown as VisionTransformer;
+}
+
+export class Tgan implements DistillMethod {
+  readonly name = 'tgan';
+  readonly studentStepsPerIteration: number;
+  readonly studentOptimizer;
+  readonly hparams: TganHparams;
+  private readonly gen: GeneratorTrainer<TransformerGenerator>;
+  private readonly bank: ImageBank;
+  private readonly pairs: [number, number][];
+  private readonly teacherVit: VisionTransformer;
+
+  constructor(ctx: DistillContext, overrides: Partial<TganHparams> = {}) {
+    const h = { ...TGAN_DEFAULTS, ...overrides };
+    this.hparams = h;
+    this.teacherVit = asViT(ctx.teacher, 'teacher');
+    const studentVit = asViT(ctx.student, 'student');
+    this.studentStepsPerIteration = h.studentSteps;
+    this.studentOptimizer = { kind: 'adam' as const, lr: h.lrS };
+    const [C, H] = ctx.inputShape;
+    const generator = new TransformerGenerator({
+      latentDim: h.latentDim,
+      imageSize: H,
+      channels: C,
+      patchSize: this.teacherVit.config.patchSize,
+      dim: h.genDim,
+      depth: h.genDepth,
+      heads: h.genHeads,
+      numClasses: h.conditional ? ctx.numClasses : undefined,
+      mean: ctx.mean,
+      std: ctx.std,
+    });
+    this.gen = new GeneratorTrainer(generator, h.latentDim, h.lrG);
+    this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
+    this.pairs = matchBlocks(this.teacherVit.config.depth, studentVit.config.depth);
+  }
+
+  synthesize(ctx: DistillContext): SyntheticBatch {
+    const h = this.hparams;
+    const z = this.gen.latent(ctx.batchSize);
+    const labels = h.conditional ? randint(0, ctx.numClasses, [ctx.batchSize]) : undefined;
+    const x = this.gen.generator.forward(z, labels);
+    const tOut = ctx.teacher.forward(x, { returnAttention: true, returnTokens: true });
+    const sOut = ctx.student.forward(x);
+    const adv = kdLoss(tOut.logits, sOut.logits, h.tau, { teacherGrad: true });
+    const probe = classAttentionProbe(this.teacherVit, tOut as unknown as TokenOutput);
+    const attn = attentionConsistencyLoss(probe, tOut.logits);
+    const oh = labels ? crossEntropy(tOut.logits, labels) : oneHotLoss(tOut.logits);
+    const ie = informationEntropyLoss(tOut.logits);
+    const lossG = adv.mul(-h.wAdv).add(attn.mul(h.lambdaAttn)).add(oh.mul(h.wOh)).add(ie.mul(h.wIe));
+    this.gen.step(lossG, ctx);
+    const fresh = x.detach();
+    this.bank.add(fresh);
+    return {
+      x: fresh,
+      y: labels,
+      logs: { 'G/adv': adv.item(), 'G/attn': attn.item(), 'G/oh': oh.item(), 'G/ie': ie.item(), 'G/total': lossG.item() },
+    };
+  }
+
+  studentBatch(ctx: DistillContext, fresh: SyntheticBatch, k: number): SyntheticBatch {
+    if (k === 0 || this.bank.size < 2 * ctx.batchSize) return fresh;
+    return { x: this.bank.sample(ctx.batchSize), logs: {} };
+  }
+
+  studentLoss(ctx: DistillContext, batch: SyntheticBatch): StudentLoss {
+    const h = this.hparams;
+    const needPatch = h.lambdaPatch > 0;
+    const tOut = noGrad(() => ctx.teacher.forward(batch.x, { returnAttention: needPatch, returnTokens: needPatch }));
+    const sOut = ctx.student.forward(batch.x, { returnAttention: needPatch, returnTokens: needPatch });
+    const kd = kdLoss(tOut.logits, sOut.logits, h.tau);
+    let loss = kd.mul(h.lambdaKD);
+    const logs: Record<string, number> = { 'S/kd': kd.item() };
+    if (h.lambdaCE > 0) {
+      const ce = crossEntropy(sOut.logits, batch.y ?? tOut.logits.argmax(1));
+      loss = loss.add(ce.mul(h.lambdaCE));
+      logs['S/ce'] = ce.item();
+    }
+    if (needPatch) {
+      const patch = patchDistillationLoss(tOut as unknown as TokenOutput, sOut as unknown as TokenOutput, this.pairs);
+      loss = loss.add(patch.mul(h.lambdaPatch));
+      logs['S/patch'] = patch.item();
+    }
+    return { loss, logs };
+  }
+
+  previewBatch(ctx: DistillContext, n: number): Tensor {
+    const labels = this.hparams.conditional ? randint(0, ctx.numClasses, [n]) : undefined;
+    return this.gen.preview(n, labels);
+  }
+
+  stateDict(): MethodState {
+    const g = this.gen.stateDict();
+    const b = this.bank.stateDict();
+    return { tensors: { ...g.tensors, ...b }, meta: g.meta };
+  }
+
+  loadStateDict(state: MethodState): void {
+    this.gen.loadStateDict(state);
+    this.bank.loadStateDict(state.tensors);
+  }
+
+  dispose(): void {
+    this.gen.dispose();
+    this.bank.dispose();
+  }
+}
+
+export function prefixed(prefix: string, t: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(t).map(([k, v]) => [`${prefix}${k}`, v]));
+}
+
+export function unprefixed(prefix: string, t: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+}

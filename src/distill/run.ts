@@ -1,0 +1,126 @@
+// A distillation run: load the teacher, build the student and the method, run the loop, then the
+// final figures (the student's and the teacher's accuracy on the real TEST split, once, at the end),
+// result.json, and the student as model.{safetensors,json} in the run folder.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadDataset } from '../data/index.js';
+import { loadClassifier, type ModelCard } from '../models/load.js';
+import { createModel } from '../models/registry.js';
+import { countFlops } from '../models/flops.js';
+import type { Classifier } from '../models/types.js';
+import { saveTensors, checkpointPaths } from '../export/checkpoint.js';
+import { manualSeed } from '../tensor/tensor.js';
+import { writeJsonAtomic } from '../util/fs.js';
+import { evaluateClassifier } from '../train/classifier.js';
+import { distillLoop, type LoopConfig, type LoopHooks } from './loop.js';
+import { createMethod, METHODS } from './methods/index.js';
+import type { DistillContext } from './types.js';
+
+export interface DistillRunConfig {
+  teacher: string;
+  student: string;
+  method: string;
+  /** Method hyper-parameter overrides (each a CLI flag). */
+  hparams: Record<string, number | boolean>;
+  loop: LoopConfig;
+}
+
+export interface DistillResult {
+  method: string;
+  teacher: string;
+  student: string;
+  dataset: string;
+  test_acc: number;
+  teacher_test_acc: number;
+  retention: number;
+  val_acc: number;
+  seconds: number;
+  iterations: number;
+  iterations_per_second: number;
+  stopped_by: string;
+  student_params: number;
+  teacher_params: number;
+  student_flops: number;
+  teacher_flops: number;
+  data_free: boolean;
+}
+
+export function checkStudentFits(teacher: Classifier, student: Classifier, studentName: string, teacherPath: string): void {
+  const a = teacher.inputShape;
+  const b = student.inputShape;
+  if (a.some((d, i) => d !== b[i])) {
+    throw new Error(`student ${studentName} takes inputs [${b.join(', ')}] but the teacher ${teacherPath} takes [${a.join(', ')}]`);
+  }
+  if (teacher.numClasses !== student.numClasses) {
+    throw new Error(`student ${studentName} has ${student.numClasses} classes but the teacher ${teacherPath} has ${teacher.numClasses}`);
+  }
+}
+
+export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resume?: boolean } & LoopHooks = {}): DistillResult {
+  if (!METHODS[cfg.method]) throw new Error(`unknown method '${cfg.method}'; available: ${Object.keys(METHODS).join(', ')}`);
+  if (!existsSync(cfg.teacher)) throw new Error(`teacher not found: ${cfg.teacher} (a run folder made by dfkd train, or a .safetensors checkpoint with its .json)`);
+  const { model: teacher, card } = loadClassifier(cfg.teacher);
+  manualSeed(cfg.loop.seed);
+  const student = createModel(cfg.student, { numClasses: card.numClasses } as never);
+  checkStudentFits(teacher, student, cfg.student, cfg.teacher);
+  const val = loadDataset(card.dataset, 'val');
+  const ctx: DistillContext = {
+    teacher,
+    student,
+    inputShape: teacher.inputShape,
+    numClasses: card.numClasses,
+    mean: card.mean,
+    std: card.std,
+    batchSize: cfg.loop.batchSize,
+    realTrain: METHODS[cfg.method]!.dataFree ? undefined : loadDataset(card.dataset, 'train'),
+  };
+  const method = createMethod(cfg.method, ctx, cfg.hparams);
+  writeJsonAtomic(join(out, 'config.json'), { ...cfg, method_hparams: method.hparams, dataset: card.dataset });
+  const loop = distillLoop(ctx, method, cfg.loop, out, val, opts);
+  method.dispose();
+
+  student.eval();
+  const test = loadDataset(card.dataset, 'test');
+  const testAcc = evaluateClassifier(student, test).accuracy;
+  const teacherAcc = evaluateClassifier(teacher, test).accuracy;
+  const valAcc = evaluateClassifier(student, val).accuracy;
+  const result: DistillResult = {
+    method: cfg.method,
+    teacher: cfg.teacher,
+    student: cfg.student,
+    dataset: card.dataset,
+    test_acc: testAcc,
+    teacher_test_acc: teacherAcc,
+    retention: testAcc / teacherAcc,
+    val_acc: valAcc,
+    seconds: loop.seconds,
+    iterations: loop.iterations,
+    iterations_per_second: loop.iterations / Math.max(1e-9, loop.seconds),
+    stopped_by: loop.stoppedBy,
+    student_params: student.numParameters(),
+    teacher_params: teacher.numParameters(),
+    student_flops: countFlops(student).flops,
+    teacher_flops: countFlops(teacher).flops,
+    data_free: METHODS[cfg.method]!.dataFree,
+  };
+  writeJsonAtomic(join(out, 'result.json'), result);
+  const studentCard: ModelCard = {
+    preset: cfg.student,
+    overrides: { numClasses: card.numClasses },
+    dataset: card.dataset,
+    numClasses: card.numClasses,
+    classNames: card.classNames,
+    inputShape: card.inputShape,
+    mean: card.mean,
+    std: card.std,
+    val_acc: valAcc,
+    test_acc: testAcc,
+    params: result.student_params,
+    distilled_from: cfg.teacher,
+    method: cfg.method,
+    seconds: loop.seconds,
+  };
+  saveTensors(checkpointPaths(join(out, 'model')).weights, student.stateDict(), { format: 'vit-dfkd', preset: cfg.student });
+  writeJsonAtomic(checkpointPaths(join(out, 'model')).config, studentCard);
+  return result;
+}
