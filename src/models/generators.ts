@@ -166,6 +166,12 @@ export interface TransformerGeneratorConfig extends Normalisation {
   mlpRatio?: number;
   /** Class-conditional when set: a learned label embedding is added to every token. */
   numClasses?: number;
+  /**
+   * 0: the linear unpatchify head writes pixels directly (METHODS.md's reading). > 0: it writes this
+   * many feature channels per pixel, refined by BN → LeakyReLU → 3×3 conv → LeakyReLU → 3×3 conv to
+   * the image channels, so neighbouring patches are blended (no seams at patch borders).
+   */
+  refineChannels?: number;
 }
 
 /**
@@ -185,11 +191,14 @@ export class TransformerGenerator extends Module implements ImageGenerator {
   blocks: Block[];
   norm: LayerNorm;
   toPixels: Linear;
+  refineNorm: BatchNorm2d | null = null;
+  refine1: Conv2d | null = null;
+  refine2: Conv2d | null = null;
   affine: PixelAffine;
 
   constructor(config: TransformerGeneratorConfig) {
     super();
-    const c = { mlpRatio: 2, ...config };
+    const c = { mlpRatio: 2, refineChannels: 0, ...config };
     if (c.imageSize % c.patchSize !== 0) throw new Error(`TransformerGenerator: image size ${c.imageSize} is not a multiple of patch size ${c.patchSize}`);
     if (c.numClasses !== undefined && !(Number.isInteger(c.numClasses) && c.numClasses > 0)) {
       throw new RangeError(`TransformerGenerator: numClasses must be a positive integer, got ${c.numClasses}`);
@@ -213,7 +222,13 @@ export class TransformerGenerator extends Module implements ImageGenerator {
     this.labelEmbed = c.numClasses !== undefined ? new Embedding(c.numClasses, c.dim) : null;
     this.blocks = Array.from({ length: c.depth }, () => new Block(vitLike, 0));
     this.norm = new LayerNorm(c.dim, vitLike.layerNormEps);
-    this.toPixels = new Linear(c.dim, c.patchSize * c.patchSize * c.channels);
+    const outChannels = c.refineChannels > 0 ? c.refineChannels : c.channels;
+    this.toPixels = new Linear(c.dim, c.patchSize * c.patchSize * outChannels);
+    if (c.refineChannels > 0) {
+      this.refineNorm = new BatchNorm2d(c.refineChannels);
+      this.refine1 = new Conv2d(c.refineChannels, c.refineChannels, 3, { padding: 1 });
+      this.refine2 = new Conv2d(c.refineChannels, c.channels, 3, { padding: 1 });
+    }
     this.affine = new PixelAffine(c.channels, c);
     truncNormal_(this.posEmbed, 0.02);
     if (this.labelEmbed) truncNormal_(this.labelEmbed.weight, 0.02);
@@ -254,6 +269,11 @@ export class TransformerGenerator extends Module implements ImageGenerator {
     }
     for (const block of this.blocks) h = block.forward(h).out;
     const pixels = this.toPixels.forward(this.norm.forward(h)); // [B, N, p²·C]
-    return this.affine.forward(unpatchify(pixels, c.patchSize, c.channels).tanh());
+    if (!this.refine1 || !this.refine2 || !this.refineNorm) {
+      return this.affine.forward(unpatchify(pixels, c.patchSize, c.channels).tanh());
+    }
+    const f = this.refineNorm.forward(unpatchify(pixels, c.patchSize, c.refineChannels)).leakyRelu(0.2);
+    const g = this.refine1.forward(f).leakyRelu(0.2);
+    return this.affine.forward(this.refine2.forward(g).tanh());
   }
 }

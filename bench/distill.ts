@@ -1,0 +1,115 @@
+// bench distill: every method and reference on one dataset — same teacher, student, seed and time
+// budget — student test accuracy, retention, wall time, iterations and iterations/s, plus an
+// accuracy-vs-time curve per method (validation split, evaluation only). bench ablation: tgan with
+// each loss term removed in turn, same seed and budget.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runDistillation, type DistillResult } from '../src/distill/run.js';
+import type { LoopConfig } from '../src/distill/loop.js';
+import { writeComparisonReport } from '../src/report/html.js';
+import { BENCH_DIR, report } from './common.js';
+
+export interface DistillBenchOptions {
+  dataset: string;
+  teacher: string;
+  student: string;
+  methods: string[];
+  minutes: number;
+  batch: number;
+  seed: number;
+  tiny?: boolean;
+  /** Per-method hyper-parameter overrides (e.g. the tuned values), recorded in the result file. */
+  hparams?: Record<string, Record<string, number | boolean>>;
+}
+
+function loopConfig(o: DistillBenchOptions): LoopConfig {
+  return {
+    iterations: o.tiny ? 2 : Number.MAX_SAFE_INTEGER,
+    minutes: o.tiny ? 5 : o.minutes,
+    batchSize: o.batch,
+    seed: o.seed,
+    evalEvery: o.tiny ? 1 : 25,
+    sampleEvery: o.tiny ? 2 : 100,
+    checkpointEvery: o.tiny ? 2 : 100,
+    cosine: true,
+    clipNorm: 5,
+  };
+}
+
+function curve(runDir: string): [number, number][] {
+  return readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as { seconds: number; val_acc: number })
+    .map((r) => [r.seconds, r.val_acc]);
+}
+
+function runOne(o: DistillBenchOptions, method: string, label: string, hparams: Record<string, number | boolean>, runsDir: string): { result: DistillResult; curve: [number, number][] } {
+  const out = join(runsDir, label);
+  process.stderr.write(`\n== ${label}: ${method} ${JSON.stringify(hparams)} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
+  const result = runDistillation({ teacher: o.teacher, student: o.student, method, hparams, loop: loopConfig(o) }, out, {
+    onEval: (row) => process.stderr.write(`  it ${row.iteration} ${row.seconds.toFixed(0)} s: val ${(100 * (row.val_acc ?? 0)).toFixed(2)}%\n`),
+  });
+  process.stderr.write(`  test ${(100 * result.test_acc).toFixed(2)}% retention ${(100 * result.retention).toFixed(2)}% (${result.iterations} it)\n`);
+  return { result, curve: curve(out) };
+}
+
+export async function benchDistill(o: DistillBenchOptions): Promise<string> {
+  const name = `distill-${o.dataset}${o.tiny ? '-tiny' : ''}`;
+  const runsDir = join(BENCH_DIR, 'runs', name);
+  const rows: Record<string, unknown>[] = [];
+  const curves: { name: string; points: [number, number][] }[] = [];
+  let teacherAcc = 0;
+  for (const method of o.methods) {
+    const { result, curve: c } = runOne(o, method, method, o.hparams?.[method] ?? {}, runsDir);
+    teacherAcc = result.teacher_test_acc;
+    rows.push({
+      method, teacher: o.teacher, student: o.student, data_free: result.data_free, test_acc: result.test_acc, retention: result.retention,
+      seconds: result.seconds, iterations: result.iterations, iterations_per_second: result.iterations_per_second,
+    });
+    curves.push({ name: method, points: c });
+  }
+  const dataFree = rows.filter((r) => r.data_free && r.method !== 'noise');
+  const best = dataFree.reduce<Record<string, unknown> | null>((a, r) => (a === null || (r.retention as number) > (a.retention as number) ? r : a), null);
+  const file = report({
+    name,
+    config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_method: o.minutes, batch: o.batch, seed: o.seed, hparams: o.hparams ?? {} },
+    results: rows,
+    summary: { teacher_acc: teacherAcc, best_method: best?.method ?? null, best_retention: best?.retention ?? null },
+  });
+  writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, {
+    title: `Data-free distillation on ${o.dataset}`,
+    subtitle: `teacher ${o.teacher} → student ${o.student}, ${o.minutes} min per method, seed ${o.seed}`,
+    xLabel: 'seconds',
+    yLabel: 'student validation accuracy',
+  });
+  return file;
+}
+
+/** The tgan loss terms, each removed in turn (weight 0), on the same seed and budget. */
+export const ABLATIONS: Record<string, Record<string, number>> = {
+  full: {},
+  'no-adversarial': { wAdv: 0 },
+  'no-attention': { lambdaAttn: 0 },
+  'no-dafl-priors': { wOh: 0, wIe: 0 },
+  'no-patch': { lambdaPatch: 0 },
+  'no-ce': { lambdaCE: 0 },
+  'no-replay': { studentSteps: 1 },
+};
+
+export async function benchAblation(o: DistillBenchOptions & { variants: string[] }): Promise<string> {
+  const name = `ablation-${o.dataset}${o.tiny ? '-tiny' : ''}`;
+  const runsDir = join(BENCH_DIR, 'runs', name);
+  const rows: Record<string, unknown>[] = [];
+  const curves: { name: string; points: [number, number][] }[] = [];
+  const base = o.hparams?.tgan ?? {};
+  for (const variant of o.variants) {
+    const h = { ...base, ...ABLATIONS[variant] };
+    const { result, curve: c } = runOne(o, 'tgan', variant, h, runsDir);
+    rows.push({ variant, test_acc: result.test_acc, retention: result.retention, iterations: result.iterations, seconds: result.seconds });
+    curves.push({ name: variant, points: c });
+  }
+  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, base_hparams: base, ablations: ABLATIONS }, results: rows });
+  writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, { title: `tgan ablation on ${o.dataset}`, xLabel: 'seconds', yLabel: 'student validation accuracy' });
+  return file;
+}
