@@ -110,6 +110,10 @@ export function distillLoop(
     writeFileAtomic(metricsFile, '');
   }
 
+  // Whether checkpoints/last holds this run's state: a NaN message must not point at a checkpoint that is not there.
+  let checkpointed = Boolean(opts.resume && existsSync(checkpointPaths(last).config));
+  const lastGood = (): string =>
+    checkpointed ? `the last good checkpoint is ${checkpointPaths(last).weights}` : `no checkpoint was written yet (one every ${cfg.checkpointEvery} iterations)`;
   const saveLast = (): void => {
     const sd = opt.stateDict();
     const extra: Record<string, Tensor> = {};
@@ -117,6 +121,7 @@ export function distillLoop(
     const ms = method.stateDict();
     for (const [k, t] of Object.entries(ms.tensors)) extra[`method.${k}`] = t;
     saveCheckpoint(last, ctx.student, { loop: cfg, state, optimizer: sd.meta, method: ms.meta }, extra);
+    checkpointed = true;
     dispose(sd.state);
     dispose(ms.tensors);
   };
@@ -153,7 +158,7 @@ export function distillLoop(
         const { loss, logs: sl } = method.studentLoss(ctx, batch);
         const value = loss.item();
         if (!Number.isFinite(value)) {
-          throw new NaNLossError(`the student loss is ${value} at iteration ${it} (${method.name}); the last good checkpoint is ${checkpointPaths(last).weights}. Lower the learning rates or loss weights.`);
+          throw new NaNLossError(`the student loss is ${value} at iteration ${it} (${method.name}); ${lastGood()}. Lower the learning rates or loss weights.`);
         }
         opt.zeroGrad();
         loss.backward();
@@ -162,7 +167,7 @@ export function distillLoop(
         for (const [key, v] of Object.entries(sl)) l[key] = (l[key] ?? 0) + v / method.studentStepsPerIteration;
       }
       for (const [key, v] of Object.entries(l)) {
-        if (!Number.isFinite(v)) throw new NaNLossError(`${key} is ${v} at iteration ${it} (${method.name}); the last good checkpoint is ${checkpointPaths(last).weights}.`);
+        if (!Number.isFinite(v)) throw new NaNLossError(`${key} is ${v} at iteration ${it} (${method.name}); ${lastGood()}.`);
       }
       return l;
     });

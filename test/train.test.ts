@@ -1,0 +1,98 @@
+// Supervised training runs on real MNIST: a tiny model learns far above chance in seconds, --resume
+// reproduces an uninterrupted run exactly, and every shipped teacher still scores what its card says.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as T from '../src/index.js';
+import { loadMnist } from '../src/data/mnist.js';
+import { loadDataset } from '../src/data/index.js';
+import { createModel } from '../src/models/registry.js';
+import { loadClassifier } from '../src/models/load.js';
+import { evaluateClassifier } from '../src/train/classifier.js';
+import { trainRun, TRAIN_RUN_DEFAULTS, type TrainRunConfig } from '../src/train/run.js';
+import { loadCheckpointInto } from '../src/export/checkpoint.js';
+
+T.setNumThreads(1);
+const REPO = join(import.meta.dirname, '..', '..');
+
+function tinyConfig(epochs: number): TrainRunConfig {
+  return { ...TRAIN_RUN_DEFAULTS, dataset: 'mnist', model: 'vit-tiny-28', modelOverrides: { dim: 32, depth: 1, heads: 2 }, epochs, batchSize: 64, lr: 3e-3, warmupEpochs: 0.2 };
+}
+
+describe('supervised training on real MNIST', () => {
+  const train = loadMnist('train');
+  const val = loadMnist('val');
+
+  test('a 1-block ViT trained for 2 epochs (~10 s) beats chance (10%) by more than 40 points on validation', () => {
+    // Measured while writing this test: 68–75% after 2 epochs over seeds 0–2; 50% leaves a wide margin
+    // below what it reaches and far above the 10% of guessing.
+    const out = mkdtempSync(join(tmpdir(), 'dfkd-train-'));
+    const model = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
+    const r = trainRun(tinyConfig(2), out, model, { train, val });
+    assert.ok(r.bestValAcc > 0.5, `validation accuracy ${r.bestValAcc}`);
+    const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(lines.length, 2);
+    model.dispose();
+  });
+
+  test('--resume after an interruption gives bit-identical weights to an uninterrupted run with the same seed', () => {
+    const a = mkdtempSync(join(tmpdir(), 'dfkd-resume-a-'));
+    const b = mkdtempSync(join(tmpdir(), 'dfkd-resume-b-'));
+    const cfg = tinyConfig(2);
+    const m1 = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
+    trainRun(cfg, a, m1, { train, val });
+    // Interrupted after one epoch, then resumed by a fresh process-like setup (new model object).
+    const m2 = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
+    trainRun(cfg, b, m2, { train, val }, { stopAfterEpochs: 1 });
+    const m3 = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
+    const r = trainRun(cfg, b, m3, { train, val }, { resume: true });
+    assert.equal(r.epochs, 2);
+    const sa = m1.stateDict();
+    const sb = m3.stateDict();
+    for (const [k, t] of Object.entries(sa)) {
+      const diff = T.tidy(() => t.sub(sb[k]!).abs().max().item());
+      assert.equal(diff, 0, `${k} differs by ${diff}`);
+    }
+    // And the resumed run's metrics file has one line per epoch, not a duplicate.
+    assert.equal(readFileSync(join(b, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 2);
+    for (const m of [m1, m2, m3]) m.dispose();
+  });
+
+  test('--resume refuses a run folder started with different settings', () => {
+    const out = mkdtempSync(join(tmpdir(), 'dfkd-resume-c-'));
+    const m = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
+    trainRun(tinyConfig(2), out, m, { train, val }, { stopAfterEpochs: 1 });
+    assert.throws(() => trainRun({ ...tinyConfig(2), lr: 1e-3 }, out, m, { train, val }, { resume: true }), /different settings.*lr/);
+    m.dispose();
+  });
+
+  test('the best checkpoint holds the weights of the best validation epoch', () => {
+    const out = mkdtempSync(join(tmpdir(), 'dfkd-best-'));
+    const m = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
+    const r = trainRun(tinyConfig(2), out, m, { train, val });
+    const fresh = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
+    loadCheckpointInto(join(out, 'checkpoints', 'best'), fresh);
+    assert.equal(evaluateClassifier(fresh, val).accuracy, r.bestValAcc);
+    m.dispose();
+    fresh.dispose();
+  });
+});
+
+describe('shipped teachers', () => {
+  const dir = join(REPO, 'teachers');
+  const teachers = existsSync(dir) ? readdirSync(dir).filter((d) => existsSync(join(dir, d, 'model.json'))) : [];
+  test('there is at least the MNIST ViT teacher', () => {
+    assert.ok(teachers.includes('mnist-vit'), `teachers found: ${teachers.join(', ')}`);
+  });
+  for (const name of teachers) {
+    test(`${name}: evaluating it reproduces its recorded test accuracy within 0.1 point`, () => {
+      const { model, card } = loadClassifier(join(dir, name));
+      assert.equal(typeof card.test_acc, 'number');
+      const acc = evaluateClassifier(model, loadDataset(card.dataset, 'test')).accuracy;
+      assert.ok(Math.abs(acc - card.test_acc!) <= 0.001, `${name}: measured ${acc}, recorded ${card.test_acc}`);
+      model.dispose();
+    });
+  }
+});
