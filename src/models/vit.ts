@@ -1,7 +1,7 @@
 // Vision Transformer / DeiT (Dosovitskiy et al. 2021; Touvron et al. 2021), timm's layout and names:
 // patch_embed.proj, cls_token, dist_token, pos_embed, blocks.N.{norm1, attn.qkv, attn.proj, norm2,
 // mlp.fc1, mlp.fc2}, norm, head, head_dist — so timm checkpoints map key for key.
-import { dropout } from '../tensor/functional.js';
+import { dropout as dropoutFn } from '../tensor/functional.js';
 import { cat, rand, zeros, type Tensor } from '../tensor/tensor.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
 import { Conv2d, GELU, Identity, LayerNorm, Linear } from '../nn/layers.js';
@@ -37,6 +37,11 @@ export const VIT_DEFAULTS: Omit<ViTConfig, 'imageSize' | 'inChannels' | 'patchSi
   attnDropout: 0,
   layerNormEps: 1e-6,
 };
+
+/** Dropout that is the identity (no copy, no extra graph node) when it would do nothing. */
+function dropout(x: Tensor, p: number, training: boolean): Tensor {
+  return p > 0 && training ? dropoutFn(x, p, true) : x;
+}
 
 /** Per-sample stochastic depth (Huang et al. 2016): drop the residual branch, rescale survivors. */
 export function dropPath(x: Tensor, p: number, training: boolean): Tensor {
