@@ -33,15 +33,27 @@
 namespace {
 
 // ---------------------------------------------------------------------------------------------
-// Tensor handles: a JS External owning one reference to an at::Tensor.
+// Tensor handles. The tensors live in a slot table; a JS handle is a small object wrapping
+// (napi_wrap) a pointer-sized value that encodes (slot, generation). Disposing frees the tensor at
+// once, bumps the slot's generation (so a stale handle is detected, never dereferenced) and removes
+// the wrap's finalizer (napi_remove_wrap). Only handles that are never disposed keep a finalizer:
+// that is the GC fallback.
+//
+// Why remove the finalizer: Node defers N-API finalizers to the event loop, and a synchronous
+// training loop never yields, so every handle ever made piled up in the finalizer queue (measured:
+// RSS +165% over 10,000 steps with a constant live-tensor count). A JS FinalizationRegistry had the
+// same problem (register/unregister per tensor grew RSS ~10 KB per tensor in a synchronous loop).
 
-struct Handle {
+struct Slot {
   at::Tensor t;
+  uint32_t generation = 1;
   int64_t accounted = 0;  // bytes reported to V8 via napi_adjust_external_memory
-  bool disposed = false;
+  bool live = false;
 };
 
-const napi_type_tag kHandleTag = {0x7669742d64666b64ULL, 0x74656e736f720001ULL};  // "vit-dfkd" "tensor"
+std::vector<Slot> g_slots;
+std::vector<uint32_t> g_freeSlots;
+const napi_type_tag kHandleTag = {0x7669742d64666b64ULL, 0x74656e736f720002ULL};  // "vit-dfkd" "tensor"
 std::atomic<int64_t> g_live{0};
 
 void adjustMemory(napi_env env, int64_t delta) {
@@ -50,46 +62,76 @@ void adjustMemory(napi_env env, int64_t delta) {
   napi_adjust_external_memory(env, delta, &ignored);
 }
 
-void releaseHandle(napi_env env, Handle* h) {
-  if (h->disposed) return;
-  h->disposed = true;
-  h->t = at::Tensor();
-  adjustMemory(env, -h->accounted);
-  h->accounted = 0;
+void* encodeHandle(uint32_t slot, uint32_t generation) {
+  return reinterpret_cast<void*>((static_cast<uintptr_t>(generation) << 32) | (static_cast<uintptr_t>(slot) + 1));
+}
+
+/** The slot a handle names, or nullptr if that tensor was disposed (or the slot reused since). */
+Slot* slotOf(void* data) {
+  if (data == nullptr) return nullptr;
+  const uintptr_t v = reinterpret_cast<uintptr_t>(data);
+  const uint32_t slot = static_cast<uint32_t>(v & 0xffffffffu) - 1;
+  const uint32_t generation = static_cast<uint32_t>(v >> 32);
+  if (slot >= g_slots.size()) return nullptr;
+  Slot& s = g_slots[slot];
+  return s.live && s.generation == generation ? &s : nullptr;
+}
+
+void releaseSlot(napi_env env, Slot* s) {
+  s->t = at::Tensor();
+  s->live = false;
+  s->generation++;
+  adjustMemory(env, -s->accounted);
+  s->accounted = 0;
+  g_freeSlots.push_back(static_cast<uint32_t>(s - g_slots.data()));
   g_live.fetch_sub(1);
+}
+
+void finalizeHandle(napi_env env, void* data, void* /*hint*/) {
+  Slot* s = slotOf(data);
+  if (s != nullptr) releaseSlot(env, s);
 }
 
 Napi::Value wrap(Napi::Env env, at::Tensor t) {
   if (!t.defined()) return env.Null();
-  auto* h = new Handle();
-  h->t = std::move(t);
+  uint32_t idx;
+  if (!g_freeSlots.empty()) {
+    idx = g_freeSlots.back();
+    g_freeSlots.pop_back();
+  } else {
+    idx = static_cast<uint32_t>(g_slots.size());
+    g_slots.emplace_back();
+  }
+  Slot& s = g_slots[idx];
+  s.t = std::move(t);
+  s.live = true;
   // Views share storage, so this over-counts them; it is only a hint for V8's GC heuristics.
-  h->accounted = h->t.device().is_cpu() ? static_cast<int64_t>(h->t.numel() * h->t.element_size()) : 0;
-  adjustMemory(env, h->accounted);
+  s.accounted = s.t.device().is_cpu() ? static_cast<int64_t>(s.t.numel() * s.t.element_size()) : 0;
+  adjustMemory(env, s.accounted);
   g_live.fetch_add(1);
-  auto ext = Napi::External<Handle>::New(env, h, [](Napi::Env env, Handle* h) {
-    releaseHandle(env, h);
-    delete h;
-  });
-  ext.TypeTag(&kHandleTag);
-  return ext;
+  napi_value obj;
+  napi_create_object(env, &obj);
+  napi_wrap(env, obj, encodeHandle(idx, s.generation), finalizeHandle, nullptr, nullptr);
+  napi_type_tag_object(env, obj, &kHandleTag);
+  return Napi::Value(env, obj);
 }
 
-Handle* handleOf(const Napi::Value& v, const char* what) {
-  if (!v.IsExternal()) {
-    throw Napi::TypeError::New(v.Env(), std::string(what) + ": expected a tensor handle");
-  }
-  auto ext = v.As<Napi::External<Handle>>();
-  if (!ext.CheckTypeTag(&kHandleTag)) {
-    throw Napi::TypeError::New(v.Env(), std::string(what) + ": expected a tensor handle (foreign external)");
-  }
-  return ext.Data();
+bool isHandle(const Napi::Value& v) {
+  return v.IsObject() && v.As<Napi::Object>().CheckTypeTag(&kHandleTag);
+}
+
+/** The encoded slot of a handle, or nullptr once it was disposed (its wrap removed). */
+void* handleData(const Napi::Value& v, const char* what) {
+  if (!isHandle(v)) throw Napi::TypeError::New(v.Env(), std::string(what) + ": expected a tensor handle");
+  void* data = nullptr;
+  if (napi_unwrap(v.Env(), v, &data) != napi_ok) return nullptr;
+  return data;
 }
 
 const at::Tensor& tensorOf(const Napi::Value& v, const char* what) {
-  Handle* h = handleOf(v, what);
-  if (h->disposed) throw Napi::Error::New(v.Env(), std::string(what) + ": tensor was disposed");
-  return h->t;
+  Slot* s = slotOf(handleData(v, what));
+  if (s == nullptr) throw Napi::Error::New(v.Env(), std::string(what) + ": tensor was disposed");
+  return s->t;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -204,7 +246,7 @@ struct ConvertError {
                     : v.IsBoolean() ? "boolean"
                     : v.IsString() ? "string"
                     : v.IsArray() ? "array"
-                    : v.IsExternal() ? "tensor"
+                    : isHandle(v) ? "tensor"
                                      : "object";
   throw ConvertError{"argument '" + arg.name() + "' expects " + expected + ", got " + got};
 }
@@ -281,7 +323,7 @@ c10::IValue toList(const Napi::Value& v, const c10::TypePtr& elem, const c10::Ar
       list.reserve(n);
       for (uint32_t i = 0; i < n; ++i) {
         auto e = arr.Get(i);
-        if (!e.IsExternal()) mismatch(arg, "a list of tensors", e);
+        if (!isHandle(e)) mismatch(arg, "a list of tensors", e);
         list.push_back(tensorOf(e, arg.name().c_str()));
       }
       return list;
@@ -296,7 +338,7 @@ c10::IValue toList(const Napi::Value& v, const c10::TypePtr& elem, const c10::Ar
         if (e.IsNull() || e.IsUndefined()) {
           list.push_back(c10::nullopt);
         } else {
-          if (!e.IsExternal()) mismatch(arg, "a list of tensors or nulls", e);
+          if (!isHandle(e)) mismatch(arg, "a list of tensors or nulls", e);
           list.push_back(tensorOf(e, arg.name().c_str()));
         }
       }
@@ -311,7 +353,7 @@ c10::IValue toList(const Napi::Value& v, const c10::TypePtr& elem, const c10::Ar
 c10::IValue toIValue(const Napi::Value& v, const c10::TypePtr& type, const c10::Argument& arg) {
   switch (type->kind()) {
     case c10::TypeKind::TensorType:
-      if (!v.IsExternal()) mismatch(arg, "a tensor", v);
+      if (!isHandle(v)) mismatch(arg, "a tensor", v);
       return tensorOf(v, arg.name().c_str());
     case c10::TypeKind::OptionalType:
       if (v.IsNull() || v.IsUndefined()) return c10::IValue();
@@ -443,7 +485,7 @@ Napi::Value guarded(const Napi::CallbackInfo& info, const std::string& what, F&&
   } catch (const Napi::Error& e) {
     // Errors raised while reading arguments (e.g. a disposed tensor) get the operator's name too.
     std::string msg = e.Message();
-    if (msg.rfind(what, 0) == 0) throw;
+    if (msg.find(what) != std::string::npos) throw;
     throw Napi::Error::New(env, what + ": " + msg);
   } catch (const ConvertError& e) {
     throw Napi::TypeError::New(env, what + ": " + e.message);
@@ -575,12 +617,18 @@ Napi::Value Numel(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value Dispose(const Napi::CallbackInfo& info) {
-  releaseHandle(info.Env(), handleOf(info[0], "dispose"));
+  // Idempotent: a handle whose tensor is already gone (or whose slot was reused) is left alone.
+  Slot* s = slotOf(handleData(info[0], "dispose"));
+  if (s != nullptr) {
+    releaseSlot(info.Env(), s);
+    void* ignored;
+    napi_remove_wrap(info.Env(), info[0], &ignored);  // no finalizer left to queue
+  }
   return info.Env().Undefined();
 }
 
 Napi::Value IsDisposed(const Napi::CallbackInfo& info) {
-  return Napi::Boolean::New(info.Env(), handleOf(info[0], "isDisposed")->disposed);
+  return Napi::Boolean::New(info.Env(), slotOf(handleData(info[0], "isDisposed")) == nullptr);
 }
 
 Napi::Value LiveTensors(const Napi::CallbackInfo& info) {

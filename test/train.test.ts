@@ -25,15 +25,17 @@ describe('supervised training on real MNIST', () => {
   const train = loadMnist('train');
   const val = loadMnist('val');
 
-  test('a 1-block ViT trained for 2 epochs (~10 s) beats chance (10%) by more than 40 points on validation', () => {
-    // Measured while writing this test: 68–75% after 2 epochs over seeds 0–2; 50% leaves a wide margin
-    // below what it reaches and far above the 10% of guessing.
+  test('a 1-block ViT trained for 6 epochs (~5 s) beats chance (10%) by more than 50 points on validation', () => {
+    // Measured (1 thread, seeds 0–2): 75.8%, 77.3%, 79.4% validation accuracy in ~4.7 s each; 60%
+    // leaves a wide margin below that and is far above the 10% of guessing.
     const out = mkdtempSync(join(tmpdir(), 'dfkd-train-'));
-    const model = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
-    const r = trainRun(tinyConfig(2), out, model, { train, val });
-    assert.ok(r.bestValAcc > 0.5, `validation accuracy ${r.bestValAcc}`);
+    const overrides = { dim: 24, depth: 1, heads: 2, mlpRatio: 2 };
+    const cfg: TrainRunConfig = { ...tinyConfig(6), modelOverrides: overrides, batchSize: 32, translate: 0, labelSmoothing: 0 };
+    const model = createModel('vit-tiny-28', overrides);
+    const r = trainRun(cfg, out, model, { train, val });
+    assert.ok(r.bestValAcc > 0.6, `validation accuracy ${r.bestValAcc}`);
     const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
-    assert.equal(lines.length, 2);
+    assert.equal(lines.length, 6);
     model.dispose();
   });
 
