@@ -43,9 +43,12 @@ describe('supervised training on real MNIST', () => {
     const a = mkdtempSync(join(tmpdir(), 'dfkd-resume-a-'));
     const b = mkdtempSync(join(tmpdir(), 'dfkd-resume-b-'));
     const cfg = tinyConfig(2);
+    // Same initial weights for both runs (the CLI seeds model creation the same way).
+    T.manualSeed(cfg.seed);
     const m1 = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
     trainRun(cfg, a, m1, { train, val });
     // Interrupted after one epoch, then resumed by a fresh process-like setup (new model object).
+    T.manualSeed(cfg.seed);
     const m2 = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
     trainRun(cfg, b, m2, { train, val }, { stopAfterEpochs: 1 });
     const m3 = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });

@@ -6,7 +6,7 @@ import { countFlops } from '../models/flops.js';
 import type { Classifier } from '../models/types.js';
 import { loadCheckpointInto } from '../export/checkpoint.js';
 import { loadClassifier } from '../models/load.js';
-import { inferenceMode, randn, tidy, getNumThreads } from '../tensor/tensor.js';
+import { inferenceMode, manualSeed, randn, tidy, getNumThreads } from '../tensor/tensor.js';
 import { normalize } from '../data/augment.js';
 import { evaluateClassifier } from '../train/classifier.js';
 import type { ModelCard } from '../models/load.js';
@@ -38,6 +38,7 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
   };
   const train = loadDataset(o.dataset, 'train');
   const val = loadDataset(o.dataset, 'val');
+  manualSeed(o.seed); // the initial weights are part of the run's seed
   const model = createModel(o.model, { ...overrides, numClasses: train.numClasses });
   checkCompatible(model, train.images.shape.slice(1), o.model, o.dataset);
   say(`dfkd train: ${o.model} (${model.numParameters().toLocaleString()} params) on ${o.dataset} (${train.labels.size(0)} train / ${val.labels.size(0)} val), ${o.epochs} epochs, ${getNumThreads()} threads → ${o.out}`);
