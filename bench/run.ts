@@ -13,7 +13,7 @@ const ALL_METHODS = 'tgan,dafl,dfad,zskt,deepinv,kd,noise,scratch';
 const TUNED: Record<string, Record<string, number | boolean>> = {};
 
 const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
-  step: (tiny) => benchStep(tiny ? { rounds: 1, stepsPerRound: 1, batch: 4, tiny } : { rounds: 5, stepsPerRound: 4, batch: 64 }),
+  step: (tiny) => benchStep(tiny ? { rounds: 1, stepsPerRound: 1, batch: 4, tiny } : { rounds: 8, stepsPerRound: 3, batch: 64 }),
   memory: (tiny) =>
     benchMemory(tiny ? { steps: 30, batch: 4, checkpoints: [10, 30], tiny } : { steps: 10000, batch: 16, checkpoints: [100, 1000, 2500, 5000, 7500, 10000] }),
   distill: (tiny) => {
