@@ -104,3 +104,20 @@ export class GeneratorTrainer<G extends Module & { forward(z: Tensor, labels?: T
     this.previewLatents.dispose();
   }
 }
+
+/** The parts of a generator-based method that only delegate to its GeneratorTrainer (dafl, dfad, zskt). */
+export abstract class GeneratorMethod<G extends Module & { forward(z: Tensor, labels?: Tensor): Tensor }> {
+  protected abstract readonly gen: GeneratorTrainer<G>;
+  previewBatch(_ctx: DistillContext, n: number): Tensor {
+    return this.gen.preview(n);
+  }
+  stateDict(): MethodState {
+    return this.gen.stateDict();
+  }
+  loadStateDict(s: MethodState): void {
+    this.gen.loadStateDict(s);
+  }
+  dispose(): void {
+    this.gen.dispose();
+  }
+}

@@ -2,7 +2,7 @@
 // students). One step: augment → normalise → forward → cross-entropy (label smoothing) → AdamW.
 import { crossEntropy } from '../tensor/functional.js';
 import { inferenceMode, manualSeed, randperm, tidy } from '../tensor/tensor.js';
-import { AdamW } from '../nn/optim.js';
+import { AdamW, type Optimizer } from '../nn/optim.js';
 import { clipGradNorm } from '../nn/clip.js';
 import { normalize, randomHorizontalFlip, randomTranslate } from '../data/augment.js';
 import type { ImageDataset } from '../data/types.js';
@@ -52,6 +52,33 @@ export interface StepInfo {
   imagesPerSecond: number;
 }
 
+/**
+ * One supervised step on the samples `idx` of `data`: augment (translation, flips) → normalise →
+ * cross-entropy with label smoothing → backward → clip → optimiser step. Returns the loss. `idx` is
+ * consumed (freed with the step's other tensors).
+ */
+export function supervisedStep(
+  model: ClassifierModule,
+  opt: Optimizer,
+  data: ImageDataset,
+  idx: Tensor,
+  o: Pick<TrainOptions, 'translate' | 'flip' | 'labelSmoothing' | 'clipNorm'>,
+): number {
+  return tidy(() => {
+    let x = data.images.indexSelect(0, idx);
+    if (o.translate > 0) x = randomTranslate(x, o.translate);
+    if (o.flip) x = randomHorizontalFlip(x);
+    const y = data.labels.indexSelect(0, idx);
+    idx.dispose();
+    const l = crossEntropy(model.forward(normalize(x, data.mean, data.std)).logits, y, { labelSmoothing: o.labelSmoothing });
+    opt.zeroGrad();
+    l.backward();
+    if (o.clipNorm > 0) clipGradNorm(model.parameters(), o.clipNorm);
+    opt.step();
+    return l.item();
+  });
+}
+
 /** Linear warm-up then cosine decay to zero (timm's schedule), as a function of the step. */
 export function warmupCosine(step: number, total: number, warmup: number, base: number): number {
   if (step < warmup) return (base * (step + 1)) / warmup;
@@ -85,19 +112,7 @@ export function trainClassifier(
       if (step >= totalSteps || (o.seconds !== undefined && elapsed() >= o.seconds)) break outer;
       const lr = warmupCosine(step, Number.isFinite(totalSteps) ? totalSteps : 10 * o.warmupSteps, o.warmupSteps, o.lr);
       for (const g of opt.paramGroups) g.lr = lr;
-      loss = tidy(() => {
-        const idx = perm.narrow(0, b * o.batchSize, o.batchSize);
-        let x = data.images.indexSelect(0, idx);
-        const y = data.labels.indexSelect(0, idx);
-        if (o.translate > 0) x = randomTranslate(x, o.translate);
-        if (o.flip) x = randomHorizontalFlip(x);
-        const l = crossEntropy(model.forward(normalize(x, data.mean, data.std)).logits, y, { labelSmoothing: o.labelSmoothing });
-        opt.zeroGrad();
-        l.backward();
-        if (o.clipNorm > 0) clipGradNorm(model.parameters(), o.clipNorm);
-        opt.step();
-        return l.item();
-      });
+      loss = supervisedStep(model, opt, data, perm.narrow(0, b * o.batchSize, o.batchSize), o);
       if (!Number.isFinite(loss)) {
         perm.dispose();
         throw new Error(`training diverged: loss is ${loss} at step ${step} (lower the learning rate?)`);

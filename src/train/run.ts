@@ -5,16 +5,13 @@
 // take the same steps.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { crossEntropy } from '../tensor/functional.js';
-import { dispose, manualSeed, randperm, tidy, type Tensor } from '../tensor/tensor.js';
+import { dispose, manualSeed, randperm, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type OptimizerMeta } from '../nn/optim.js';
-import { clipGradNorm } from '../nn/clip.js';
-import { normalize, randomHorizontalFlip, randomTranslate } from '../data/augment.js';
 import type { ImageDataset } from '../data/types.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../export/checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import type { ModelCard } from '../models/load.js';
-import { evaluateClassifier, warmupCosine, type ClassifierModule, type EvalResult } from './classifier.js';
+import { evaluateClassifier, supervisedStep, warmupCosine, type ClassifierModule, type EvalResult } from './classifier.js';
 export type { ClassifierModule };
 
 
@@ -136,19 +133,7 @@ export function trainRun(
     for (let b = 0; b < stepsPerEpoch; b++) {
       lr = warmupCosine(state.step, totalSteps, warmup, cfg.lr);
       opt.setLr(lr);
-      const loss = tidy(() => {
-        const idx = perm.narrow(0, b * cfg.batchSize, cfg.batchSize);
-        let x = data.train.images.indexSelect(0, idx);
-        if (cfg.translate > 0) x = randomTranslate(x, cfg.translate);
-        if (cfg.flip) x = randomHorizontalFlip(x);
-        const y = data.train.labels.indexSelect(0, idx);
-        const l = crossEntropy(model.forward(normalize(x, data.train.mean, data.train.std)).logits, y, { labelSmoothing: cfg.labelSmoothing });
-        opt.zeroGrad();
-        l.backward();
-        if (cfg.clipNorm > 0) clipGradNorm(model.parameters(), cfg.clipNorm);
-        opt.step();
-        return l.item();
-      });
+      const loss = supervisedStep(model, opt, data.train, perm.narrow(0, b * cfg.batchSize, cfg.batchSize), cfg);
       if (!Number.isFinite(loss)) {
         perm.dispose();
         throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${state.step}; the last good checkpoint is ${last}.safetensors (try a lower --lr)`);

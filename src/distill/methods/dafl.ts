@@ -2,10 +2,9 @@
 //   L_G = L_oh + α·L_a + β·L_ie   (one-hot confidence, feature activation, information entropy)
 //   student: KD(T, S; τ = 1) on the same (detached) batch. One G and one S update per iteration.
 import { DCGANGenerator } from '../../models/generators.js';
-import { GeneratorTrainer, studentKD } from '../common.js';
+import { GeneratorMethod, GeneratorTrainer, studentKD } from '../common.js';
 import { activationLoss, informationEntropyLoss, oneHotLoss } from '../losses.js';
-import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
-import type { Tensor } from '../../tensor/tensor.js';
+import type { DistillContext, DistillMethod, StudentLoss, SyntheticBatch } from '../types.js';
 
 export const DAFL_DEFAULTS = {
   /** Published MNIST weights: α = 0.1, β = 5. */
@@ -21,14 +20,15 @@ export const DAFL_DEFAULTS = {
 };
 export type DaflHparams = typeof DAFL_DEFAULTS;
 
-export class Dafl implements DistillMethod {
+export class Dafl extends GeneratorMethod<DCGANGenerator> implements DistillMethod {
   readonly name = 'dafl';
   readonly studentStepsPerIteration = 1;
   readonly studentOptimizer;
   readonly hparams: DaflHparams;
-  private readonly gen: GeneratorTrainer<DCGANGenerator>;
+  protected readonly gen: GeneratorTrainer<DCGANGenerator>;
 
   constructor(ctx: DistillContext, overrides: Partial<DaflHparams> = {}) {
+    super();
     const h = { ...DAFL_DEFAULTS, ...overrides };
     this.hparams = h;
     this.studentOptimizer = { kind: 'adam' as const, lr: h.lrS };
@@ -51,18 +51,5 @@ export class Dafl implements DistillMethod {
 
   studentLoss(ctx: DistillContext, batch: SyntheticBatch): StudentLoss {
     return studentKD(ctx, batch, { tau: this.hparams.tau });
-  }
-
-  previewBatch(_ctx: DistillContext, n: number): Tensor {
-    return this.gen.preview(n);
-  }
-  stateDict(): MethodState {
-    return this.gen.stateDict();
-  }
-  loadStateDict(s: MethodState): void {
-    this.gen.loadStateDict(s);
-  }
-  dispose(): void {
-    this.gen.dispose();
   }
 }

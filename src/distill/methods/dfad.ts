@@ -3,9 +3,9 @@
 // student minimises it, 5 student steps (each on a fresh generator sample) per generator step.
 import { noGrad, type Tensor } from '../../tensor/tensor.js';
 import { DCGANGenerator } from '../../models/generators.js';
-import { GeneratorTrainer, teacherLogits } from '../common.js';
+import { GeneratorMethod, GeneratorTrainer, teacherLogits } from '../common.js';
 import { meanAbsoluteDiscrepancy } from '../losses.js';
-import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
+import type { DistillContext, DistillMethod, StudentLoss, SyntheticBatch } from '../types.js';
 
 export const DFAD_DEFAULTS = {
   studentSteps: 5,
@@ -17,7 +17,7 @@ export const DFAD_DEFAULTS = {
 };
 export type DfadHparams = typeof DFAD_DEFAULTS;
 
-export class Dfad implements DistillMethod {
+export class Dfad extends GeneratorMethod<DCGANGenerator> implements DistillMethod {
   readonly name: string = 'dfad';
   readonly studentStepsPerIteration: number;
   readonly studentOptimizer;
@@ -25,6 +25,7 @@ export class Dfad implements DistillMethod {
   protected readonly gen: GeneratorTrainer<DCGANGenerator>;
 
   constructor(ctx: DistillContext, overrides: Partial<DfadHparams> = {}) {
+    super();
     const h = { ...DFAD_DEFAULTS, ...overrides };
     this.hparams = h;
     this.studentStepsPerIteration = h.studentSteps;
@@ -56,18 +57,5 @@ export class Dfad implements DistillMethod {
   studentLoss(ctx: DistillContext, batch: SyntheticBatch): StudentLoss {
     const d = meanAbsoluteDiscrepancy(teacherLogits(ctx, batch.x), ctx.student.forward(batch.x).logits);
     return { loss: d, logs: { 'S/discrepancy': d.item() } };
-  }
-
-  previewBatch(_ctx: DistillContext, n: number): Tensor {
-    return this.gen.preview(n);
-  }
-  stateDict(): MethodState {
-    return this.gen.stateDict();
-  }
-  loadStateDict(s: MethodState): void {
-    this.gen.loadStateDict(s);
-  }
-  dispose(): void {
-    this.gen.dispose();
   }
 }
