@@ -21,6 +21,8 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <malloc.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -923,8 +925,19 @@ void chooseCpuCapability() {
 #endif
 }
 
+// glibc returns freed memory above M_TRIM_THRESHOLD to the kernel and serves large blocks with
+// fresh mmap()s, so every training step page-faults its activations in again (tidy frees a whole
+// step's temporaries at once). Keep freed memory for reuse. VIT_DFKD_MALLOC=system opts out.
+void tuneMalloc() {
+  const char* v = std::getenv("VIT_DFKD_MALLOC");
+  if (v != nullptr && std::string(v) == "system") return;
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   chooseCpuCapability();
+  tuneMalloc();
   const std::pair<const char*, Napi::Function::Callback> fns[] = {
       {"opId", OpId},
       {"call", Call},
