@@ -4,6 +4,7 @@ import { keep, noGrad, randn, type Tensor } from '../tensor/tensor.js';
 import { crossEntropy } from '../tensor/functional.js';
 import { Adam, type OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
+import { DCGANGenerator } from '../models/generators.js';
 import { kdLoss } from './losses.js';
 import type { DistillContext, MethodState, StudentLoss, SyntheticBatch } from './types.js';
 
@@ -120,4 +121,19 @@ export abstract class GeneratorMethod<G extends Module & { forward(z: Tensor, la
   dispose(): void {
     this.gen.dispose();
   }
+}
+
+/** The entries of `t` whose key starts with `prefix`, with the prefix removed. */
+export function unprefixed(prefix: string, t: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+}
+
+/** The DAFL/DFAD-style convolutional generator and its trainer, sized for the teacher's input. */
+export function dcganTrainer(
+  ctx: DistillContext,
+  h: { latentDim: number; baseChannels: number; lrG: number },
+): GeneratorTrainer<DCGANGenerator> {
+  const [C, H] = ctx.inputShape;
+  const g = new DCGANGenerator({ latentDim: h.latentDim, imageSize: H, channels: C, baseChannels: h.baseChannels, mean: ctx.mean, std: ctx.std });
+  return new GeneratorTrainer(g, h.latentDim, h.lrG);
 }

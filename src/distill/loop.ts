@@ -6,7 +6,7 @@
 // with the last good checkpoint intact.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dispose, inferenceMode, keep, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
+import { dispose, inferenceMode, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
 import { Adam, SGD, type Optimizer } from '../nn/optim.js';
 import { clipGradNorm } from '../nn/clip.js';
 import type { ImageDataset } from '../data/types.js';
@@ -201,12 +201,7 @@ function writeSamples(ctx: DistillContext, method: DistillMethod, iteration: num
   tidy(() => {
     const x = inferenceMode(() => method.previewBatch!(ctx, 8 * ctx.numClasses));
     const predicted = inferenceMode(() => ctx.teacher.forward(x).logits.argmax(1).toArray());
-    const pixels = keep(denormalize(x, ctx.mean, ctx.std).clamp(0, 1));
-    try {
-      sink(iteration, pixels, predicted, ctx.numClasses);
-    } finally {
-      pixels.dispose();
-    }
+    sink(iteration, denormalize(x, ctx.mean, ctx.std).clamp(0, 1), predicted, ctx.numClasses);
   });
 }
 

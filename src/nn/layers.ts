@@ -5,6 +5,18 @@ import { empty, ones, zeros, tensor, type Tensor } from '../tensor/tensor.js';
 import { kaimingUniform_, uniform_, normal_, fans } from './init.js';
 import { Module, type Layer } from './module.js';
 
+/**
+ * PyTorch's default initialisation of Linear and (transposed) convolution layers: weight
+ * kaiming_uniform(a = √5), bias U(±1/√fan_in) with fan_in computed from the weight's layout.
+ */
+function resetLikePyTorch(weight: Tensor, bias: Tensor | null): void {
+  kaimingUniform_(weight, { a: Math.sqrt(5) });
+  if (bias) {
+    const bound = 1 / Math.sqrt(fans(weight).fanIn);
+    uniform_(bias, -bound, bound);
+  }
+}
+
 /** y = x Wᵀ + b, W: [out, in]. Init as torch.nn.Linear: U(±1/√in) for both. */
 export class Linear extends Module implements Layer {
   weight: Tensor;
@@ -16,11 +28,7 @@ export class Linear extends Module implements Layer {
     this.resetParameters();
   }
   resetParameters(): void {
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const bound = 1 / Math.sqrt(this.inFeatures);
-      uniform_(this.bias, -bound, bound);
-    }
+    resetLikePyTorch(this.weight, this.bias);
   }
   forward(x: Tensor): Tensor {
     return linear(x, this.weight, this.bias);
@@ -46,11 +54,7 @@ export class Conv2d extends Module implements Layer {
     this.options = { stride: o.stride ?? 1, padding: o.padding ?? 0, dilation: o.dilation ?? 1, groups };
     this.weight = this.registerParameter('weight', empty([outChannels, inChannels / groups, kh, kw]));
     this.bias = (o.bias ?? true) ? this.registerParameter('bias', empty([outChannels])) : null;
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const bound = 1 / Math.sqrt(fans(this.weight).fanIn);
-      uniform_(this.bias, -bound, bound);
-    }
+    resetLikePyTorch(this.weight, this.bias);
   }
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight, this.bias, this.options);
@@ -69,12 +73,8 @@ export class ConvTranspose2d extends Module implements Layer {
     // PyTorch's transposed-conv weight layout: [in, out/groups, kh, kw].
     this.weight = this.registerParameter('weight', empty([inChannels, outChannels / groups, kh, kw]));
     this.bias = (o.bias ?? true) ? this.registerParameter('bias', empty([outChannels])) : null;
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      // torch computes fan_in from dim 1 of this layout: (out/groups)·kh·kw
-      const bound = 1 / Math.sqrt(fans(this.weight).fanIn);
-      uniform_(this.bias, -bound, bound);
-    }
+    // torch computes fan_in from dim 1 of this layout: (out/groups)·kh·kw
+    resetLikePyTorch(this.weight, this.bias);
   }
   forward(x: Tensor): Tensor {
     return convTranspose2d(x, this.weight, this.bias, this.options as ConvOptions & { outputPadding?: [number, number] });

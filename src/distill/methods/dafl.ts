@@ -1,8 +1,8 @@
 // `dafl` — Data-Free Learning of Student Networks (Chen et al., ICCV 2019).
 //   L_G = L_oh + α·L_a + β·L_ie   (one-hot confidence, feature activation, information entropy)
 //   student: KD(T, S; τ = 1) on the same (detached) batch. One G and one S update per iteration.
-import { DCGANGenerator } from '../../models/generators.js';
-import { GeneratorMethod, GeneratorTrainer, studentKD } from '../common.js';
+import type { DCGANGenerator } from '../../models/generators.js';
+import { dcganTrainer, GeneratorMethod, GeneratorTrainer, studentKD } from '../common.js';
 import { activationLoss, informationEntropyLoss, oneHotLoss } from '../losses.js';
 import type { DistillContext, DistillMethod, StudentLoss, SyntheticBatch } from '../types.js';
 
@@ -32,9 +32,7 @@ export class Dafl extends GeneratorMethod<DCGANGenerator> implements DistillMeth
     const h = { ...DAFL_DEFAULTS, ...overrides };
     this.hparams = h;
     this.studentOptimizer = { kind: 'adam' as const, lr: h.lrS };
-    const [C, H] = ctx.inputShape;
-    const g = new DCGANGenerator({ latentDim: h.latentDim, imageSize: H, channels: C, baseChannels: h.baseChannels, mean: ctx.mean, std: ctx.std });
-    this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG);
+    this.gen = dcganTrainer(ctx, h);
   }
 
   synthesize(ctx: DistillContext): SyntheticBatch {

@@ -9,10 +9,9 @@ import { crossEntropy } from '../../tensor/functional.js';
 import { Adam } from '../../nn/optim.js';
 import { ImageBank } from '../bank.js';
 import { randomJitterFlip } from '../augment.js';
-import { studentKD } from '../common.js';
+import { studentKD, unprefixed } from '../common.js';
 import { jensenShannon, l2Prior, patchSimilarityPrior, totalVariation } from '../losses.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
-import { unprefixed } from './tgan.js';
 
 export const DEEPINV_DEFAULTS = {
   lrX: 0.1,

@@ -2,8 +2,8 @@
 // absolute logit discrepancy D = mean |T(x) − S(x)|. The generator maximises D (L_G = −D); the
 // student minimises it, 5 student steps (each on a fresh generator sample) per generator step.
 import { noGrad, type Tensor } from '../../tensor/tensor.js';
-import { DCGANGenerator } from '../../models/generators.js';
-import { GeneratorMethod, GeneratorTrainer, teacherLogits } from '../common.js';
+import type { DCGANGenerator } from '../../models/generators.js';
+import { dcganTrainer, GeneratorMethod, GeneratorTrainer, teacherLogits } from '../common.js';
 import { meanAbsoluteDiscrepancy } from '../losses.js';
 import type { DistillContext, DistillMethod, StudentLoss, SyntheticBatch } from '../types.js';
 
@@ -30,9 +30,7 @@ export class Dfad extends GeneratorMethod<DCGANGenerator> implements DistillMeth
     this.hparams = h;
     this.studentStepsPerIteration = h.studentSteps;
     this.studentOptimizer = { kind: 'adam' as const, lr: h.lrS };
-    const [C, H] = ctx.inputShape;
-    const g = new DCGANGenerator({ latentDim: h.latentDim, imageSize: H, channels: C, baseChannels: h.baseChannels, mean: ctx.mean, std: ctx.std });
-    this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG);
+    this.gen = dcganTrainer(ctx, h);
   }
 
   /** The generator's objective to maximise (the discrepancy), on a fresh sample. */

@@ -181,11 +181,3 @@ export class Tgan implements DistillMethod {
     this.bank.dispose();
   }
 }
-
-export function prefixed(prefix: string, t: Record<string, Tensor>): Record<string, Tensor> {
-  return Object.fromEntries(Object.entries(t).map(([k, v]) => [`${prefix}${k}`, v]));
-}
-
-export function unprefixed(prefix: string, t: Record<string, Tensor>): Record<string, Tensor> {
-  return Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-}
