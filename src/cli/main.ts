@@ -43,6 +43,7 @@ export interface TrainCliOptions {
   batch: number;
   lr: number;
   weightDecay: number;
+  schedule: 'cosine' | 'onecycle';
   warmupEpochs: number;
   labelSmoothing: number;
   translate: number;
@@ -88,7 +89,8 @@ program
   .addOption(new Option('--batch <n>', 'batch size').argParser(positiveInt).default(64))
   .addOption(new Option('--lr <x>', 'peak learning rate (AdamW)').argParser(positiveNumber).default(2e-3))
   .addOption(new Option('--weight-decay <x>', 'AdamW weight decay').argParser(nonNegativeNumber).default(0.05))
-  .addOption(new Option('--warmup-epochs <x>', 'linear warm-up before the cosine decay').argParser(nonNegativeNumber).default(1))
+  .addOption(new Option('--schedule <s>', 'learning-rate schedule: cosine (linear warm-up, cosine decay) or onecycle (torch OneCycleLR)').choices(['cosine', 'onecycle']).default('cosine'))
+  .addOption(new Option('--warmup-epochs <x>', 'linear warm-up before the cosine decay (cosine schedule)').argParser(nonNegativeNumber).default(1))
   .addOption(new Option('--label-smoothing <x>', 'label smoothing').argParser(nonNegativeNumber).default(0.1))
   .addOption(new Option('--translate <px>', 'random translation, ± pixels').argParser(nonNegativeInt).default(2))
   .option('--flip', 'random horizontal flips (not for digits)', false)

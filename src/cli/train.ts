@@ -29,6 +29,7 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
     batchSize: o.batch,
     lr: o.lr,
     weightDecay: o.weightDecay,
+    schedule: o.schedule,
     warmupEpochs: o.warmupEpochs,
     labelSmoothing: o.labelSmoothing,
     translate: o.translate,

@@ -7,6 +7,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { dispose, manualSeed, randperm, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type OptimizerMeta } from '../nn/optim.js';
+import { oneCycle } from '../nn/schedule.js';
 import type { ImageDataset } from '../data/types.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../export/checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
@@ -24,6 +25,8 @@ export interface TrainRunConfig {
   batchSize: number;
   lr: number;
   weightDecay: number;
+  /** 'cosine': linear warm-up (warmupEpochs) then cosine decay; 'onecycle': torch's OneCycleLR (30% cosine rise from lr/25). */
+  schedule: 'cosine' | 'onecycle';
   warmupEpochs: number;
   labelSmoothing: number;
   translate: number;
@@ -38,6 +41,7 @@ export const TRAIN_RUN_DEFAULTS: Omit<TrainRunConfig, 'dataset' | 'model'> = {
   batchSize: 64,
   lr: 2e-3,
   weightDecay: 0.05,
+  schedule: 'cosine',
   warmupEpochs: 1,
   labelSmoothing: 0.1,
   translate: 2,
@@ -92,11 +96,13 @@ export function trainRun(
   if (stepsPerEpoch === 0) throw new Error(`batch size ${cfg.batchSize} is larger than the training set (${n})`);
   const totalSteps = cfg.epochs * stepsPerEpoch;
   const warmup = Math.round(cfg.warmupEpochs * stepsPerEpoch);
+  const schedule =
+    cfg.schedule === 'onecycle' ? oneCycle({ maxLr: cfg.lr, totalSteps }) : (step: number): number => warmupCosine(step, totalSteps, warmup, cfg.lr);
 
   let state: LastState = { epoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, seconds: 0, optimizer: opt.stateDict().meta };
   if (opts.resume && existsSync(checkpointPaths(last).config)) {
     const saved = readCheckpointConfig<{ train: TrainRunConfig; state: LastState }>(last);
-    const mismatch = (Object.keys(cfg) as (keyof TrainRunConfig)[]).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(saved.train[k]));
+    const mismatch = (Object.keys(cfg) as (keyof TrainRunConfig)[]).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(saved.train[k] ?? TRAIN_RUN_DEFAULTS[k as keyof typeof TRAIN_RUN_DEFAULTS]));
     if (mismatch.length > 0) {
       throw new Error(`--resume: the run in ${out} was started with different settings (${mismatch.map((k) => `${k}: ${JSON.stringify(saved.train[k])} vs ${JSON.stringify(cfg[k])}`).join('; ')})`);
     }
@@ -131,7 +137,7 @@ export function trainRun(
     let lr = cfg.lr;
     const epochStart = performance.now();
     for (let b = 0; b < stepsPerEpoch; b++) {
-      lr = warmupCosine(state.step, totalSteps, warmup, cfg.lr);
+      lr = schedule(state.step);
       opt.setLr(lr);
       const loss = supervisedStep(model, opt, data.train, perm.narrow(0, b * cfg.batchSize, cfg.batchSize), cfg);
       if (!Number.isFinite(loss)) {
