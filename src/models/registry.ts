@@ -7,6 +7,8 @@ import { lenetCosts, resnetCosts, summarize, vitCosts } from './flops.js';
 import type { Classifier, ModelFamily } from './types.js';
 
 export type { ModelFamily } from './types.js';
+// Detector presets (DETR, models/detr.ts) have their own table and factory: a detector is not a Classifier.
+export { DETR_PRESETS, createDetector, describeDetector, detectorConfig, isDetectorPreset } from './detr.js';
 
 /** What a ViT preset must give (the rest defaults to VIT_DEFAULTS). */
 export type ViTPresetConfig = Partial<ViTConfig> & Pick<ViTConfig, 'imageSize' | 'inChannels' | 'patchSize' | 'numClasses' | 'dim' | 'depth' | 'heads'>;
