@@ -23,7 +23,8 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 
 # libopenblas0-pthread matters: without it Debian's libtorch uses reference BLAS and a ViT
 # training step is ~15x slower (ARCHITECTURE.md). dataset-fashion-mnist is the real Fashion-MNIST.
-PKGS=(libopenblas0-pthread dataset-fashion-mnist g++ make python3)
+# chromium runs the browser demo's end-to-end test (driven by playwright-core, no browser download).
+PKGS=(libopenblas0-pthread dataset-fashion-mnist g++ make python3 chromium)
 if [ -z "${LIBTORCH:-}" ]; then PKGS+=(libtorch-dev); fi
 MISSING=()
 for p in "${PKGS[@]}"; do
@@ -52,7 +53,10 @@ else
 fi
 
 say "npm ci"
-npm ci --no-audit --no-fund --loglevel=error
+# onnxruntime-node's postinstall would download optional CUDA binaries from outside the npm registry
+# (its CPU binaries ship in the package): skip it. An npm with allowScripts (11 here) never runs it
+# (package.json denies it); the variable covers older npm.
+ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error
 say "building the native addon and the TypeScript (npm run build)"
 npm run --silent build >/dev/null
 say "done: $(node dist/src/cli/main.js info | tr '\n' ';' | sed 's/;$//')"

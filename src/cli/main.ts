@@ -153,6 +153,27 @@ distill.action(async (o: DistillCliOptions & { threads?: number; device: string 
 });
 
 program
+  .command('export')
+  .description('export a trained classifier to ONNX (standard operators, weights as initialisers, metadata), checked against libtorch in ONNX Runtime before writing')
+  .requiredOption('--model <path>', 'a run folder made by dfkd train / distill, or a checkpoint')
+  .requiredOption('--onnx <file>', 'output .onnx file')
+  .addOption(new Option('--opset <n>', 'ONNX opset (13-21)').argParser(positiveInt).default(17))
+  .option('--dynamic-batch', "a symbolic batch dimension ('batch') instead of a fixed one", false)
+  .addOption(new Option('--batch <n>', 'fixed batch size (without --dynamic-batch)').argParser(positiveInt).default(1))
+  .option('--no-fold-normalization', 'take normalised input ((x - mean) / std) instead of [0, 1] pixels')
+  .option('--no-attention', "ViT: leave out the 'attention' output (class-token attention map)")
+  .addOption(new Option('--verify <n>', 'parity check on n real test images before writing (0 = skip)').argParser(nonNegativeInt).default(100))
+  .addOption(new Option('--tolerance <x>', 'largest max-abs difference allowed by the parity check').argParser(positiveNumber).default(1e-4))
+  .option('--eval', 'test accuracy through ONNX Runtime and through vit-dfkd', false)
+  .option('--json', 'print the result as JSON', false)
+  .addOption(new Option('--threads <n>', 'libtorch intra-op threads').argParser(positiveInt))
+  .action(async (o: import('./export.js').ExportCliOptions & { threads?: number }) => {
+    await engine(o.threads);
+    const { runExportCommand } = await import('./export.js');
+    await runExportCommand(o);
+  });
+
+program
   .command('info')
   .description('show the engine: libtorch build, threads, BLAS, CUDA')
   .addOption(new Option('--threads <n>', 'intra-op threads').argParser(positiveInt))

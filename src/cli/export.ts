@@ -1,0 +1,98 @@
+// dfkd export: a trained model → an ONNX file, checked in ONNX Runtime before it is written.
+import { loadClassifier } from '../models/load.js';
+import { loadDataset } from '../data/index.js';
+import { rand, type Tensor } from '../tensor/tensor.js';
+import { classifierToOnnx } from '../export/onnx.js';
+import { classifierParity, evaluateOnnx, loadOnnx, torchPredictions, type ParityResult } from '../export/ort.js';
+import { evaluateClassifier } from '../train/classifier.js';
+import { writeFileAtomic } from '../util/fs.js';
+import { progressBar } from './progress.js';
+
+export interface ExportCliOptions {
+  model: string;
+  onnx: string;
+  opset: number;
+  dynamicBatch: boolean;
+  batch: number;
+  foldNormalization: boolean;
+  attention: boolean;
+  verify: number;
+  tolerance: number;
+  eval: boolean;
+  json: boolean;
+}
+
+const say = (s: string): void => void process.stdout.write(`${s}\n`);
+const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
+
+export async function runExportCommand(o: ExportCliOptions): Promise<void> {
+  if (!o.onnx.endsWith('.onnx')) throw new Error(`--onnx ${o.onnx}: the output file name must end in .onnx`);
+  const { model, card } = loadClassifier(o.model);
+  const { bytes, info } = classifierToOnnx(model, card, {
+    opset: o.opset, dynamicBatch: o.dynamicBatch, batch: o.batch, foldNormalization: o.foldNormalization, attention: o.attention,
+  });
+  // Loading in ONNX Runtime checks the graph against the operator schemas (types, shapes, attributes).
+  const loaded = await loadOnnx(bytes, { threads: 1 });
+  const report: Record<string, unknown> = { model: o.model, onnx: o.onnx, ...info };
+
+  let parity: (ParityResult & { source: string }) | undefined;
+  if (o.verify > 0) {
+    // Real test images when the model's dataset is here; uniform noise images otherwise (said).
+    let images: Tensor;
+    let source: string;
+    let test: ReturnType<typeof loadDataset> | undefined;
+    try {
+      test = loadDataset(card.dataset, 'test');
+      const n = Math.min(o.verify, test.labels.size(0));
+      images = test.images.narrow(0, 0, n);
+      source = `${n} ${card.dataset} test images`;
+    } catch (e) {
+      images = rand([o.verify, ...model.inputShape]);
+      source = `${o.verify} uniform-noise images (dataset '${card.dataset}' not available: ${(e as Error).message})`;
+    }
+    parity = { ...(await classifierParity(model, loaded, images)), source };
+    images.dispose();
+    test?.images.dispose();
+    test?.labels.dispose();
+    report.parity = parity;
+    const worst = Math.max(parity.maxAbsLogits, parity.maxAbsAttention ?? 0);
+    if (!(worst <= o.tolerance)) {
+      throw new Error(`ONNX Runtime and libtorch disagree: max |Δlogits| ${parity.maxAbsLogits.toExponential(2)}${parity.maxAbsAttention !== undefined ? `, max |Δattention| ${parity.maxAbsAttention.toExponential(2)}` : ''} > ${o.tolerance} on ${source}; nothing written`);
+    }
+  }
+  writeFileAtomic(o.onnx, bytes);
+
+  if (o.eval) {
+    const data = loadDataset(card.dataset, 'test');
+    const bar = progressBar('ONNX Runtime eval', 'images');
+    const ortEval = await evaluateOnnx(loaded, data, { onProgress: (d, t) => bar.update(d, t, {}) });
+    bar.stop();
+    const torchEval = evaluateClassifier(model, data);
+    const torchPred = torchPredictions(model, data);
+    const differ = ortEval.predictions.filter((p, i) => p !== torchPred[i]).length;
+    report.eval = {
+      dataset: card.dataset, split: 'test', images: ortEval.total,
+      onnxruntime_accuracy: ortEval.accuracy, vit_dfkd_accuracy: torchEval.accuracy, predictions_differ: differ,
+    };
+    data.images.dispose();
+    data.labels.dispose();
+  }
+  await loaded.session.release();
+
+  if (o.json) {
+    say(JSON.stringify(report, null, 2));
+    return;
+  }
+  say(`wrote ${o.onnx}: ${card.preset} (${info.family}), opset ${info.opset}, ${info.nodes} nodes, ${info.parameters.toLocaleString()} parameters, ${(info.bytes / 1024).toFixed(1)} KiB`);
+  for (const v of info.inputs) say(`  input  ${v.name} [${v.dims.join(', ')}] (${info.metadata['vit_dfkd.input']})`);
+  for (const v of info.outputs) say(`  output ${v.name} [${v.dims.join(', ')}]`);
+  if (parity) {
+    say(`parity vs libtorch on ${parity.source}: max |Δlogits| ${parity.maxAbsLogits.toExponential(2)}` +
+      `${parity.maxAbsAttention !== undefined ? `, max |Δattention| ${parity.maxAbsAttention.toExponential(2)}` : ''}, ` +
+      `${parity.argmaxDisagreements} different predictions (tolerance ${o.tolerance})`);
+  }
+  const ev = report.eval as { images: number; onnxruntime_accuracy: number; vit_dfkd_accuracy: number; predictions_differ: number } | undefined;
+  if (ev) {
+    say(`test accuracy (${ev.images} images): ONNX Runtime ${pct(ev.onnxruntime_accuracy)}, vit-dfkd ${pct(ev.vit_dfkd_accuracy)}; ${ev.predictions_differ} predictions differ`);
+  }
+}

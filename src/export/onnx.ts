@@ -1,0 +1,238 @@
+// ONNX export of the project's classifiers: ViT / DeiT (with or without the distillation token),
+// DAFL's LeNet-5 / LeNet-5-Half and the CIFAR ResNets. Each graph is the eval-mode forward pass of
+// the libtorch module, operator for operator (see onnx-graph.ts), with the weights as initialisers.
+//
+// Graph interface (recorded in metadata_props too):
+//   input   'input'      [batch, C, H, W] float32: pixels in [0, 1] when normalisation is folded in
+//                        (the default), else already normalised ((x − mean) / std, as vit-dfkd feeds).
+//   output  'logits'     [batch, classes]
+//   output  'attention'  [batch, grid·grid] (ViT only, unless disabled): the last block's attention
+//                        from the class token to each patch, averaged over heads — the class-attention
+//                        map the browser demo draws over the image.
+import { writeFileAtomic } from '../util/fs.js';
+import { noGrad } from '../tensor/tensor.js';
+import { VisionTransformer } from '../models/vit.js';
+import { LeNet5, ResNet, type BasicBlock } from '../models/cnn.js';
+import { BatchNorm2d, Linear, type Conv2d } from '../nn/layers.js';
+import type { Classifier } from '../models/types.js';
+import type { ModelCard } from '../models/load.js';
+import { DEFAULT_OPSET, OnnxGraph, type Dim } from './onnx-graph.js';
+
+export const PRODUCER_VERSION = '0.1.0';
+
+export interface OnnxExportOptions {
+  /** Default opset 17 (LayerNormalization); 13–21 are supported. */
+  opset?: number;
+  /** A symbolic batch dimension ('batch'); otherwise the batch is fixed to `batch`. */
+  dynamicBatch?: boolean;
+  /** Fixed batch size when not dynamic (default 1). */
+  batch?: number;
+  /** Fold (x − mean) / std into the graph so it takes [0, 1] pixels (default true). */
+  foldNormalization?: boolean;
+  /** ViT: add the 'attention' output (default true). */
+  attention?: boolean;
+}
+
+/** What an export produced (also what `dfkd export` prints). */
+export interface OnnxExportInfo {
+  family: 'vit' | 'lenet5' | 'resnet';
+  opset: number;
+  inputs: { name: string; dims: Dim[] }[];
+  outputs: { name: string; dims: Dim[] }[];
+  nodes: number;
+  initializers: number;
+  parameters: number;
+  bytes: number;
+  metadata: Record<string, string>;
+}
+
+/** The card fields the export needs; cards from dfkd train / distill have them. */
+export type ExportCard = Pick<ModelCard, 'preset' | 'classNames' | 'mean' | 'std'> & Partial<Pick<ModelCard, 'dataset' | 'test_acc'>>;
+
+function checkCard(model: Classifier, card: ExportCard): void {
+  const [c] = model.inputShape;
+  if (!Array.isArray(card.mean) || !Array.isArray(card.std) || card.mean.length !== c || card.std.length !== c) {
+    throw new Error(`ONNX export: the model card needs ${c} channel mean/std values, got mean ${JSON.stringify(card.mean)} std ${JSON.stringify(card.std)}`);
+  }
+  if (card.std.some((s) => !(s > 0))) throw new Error(`ONNX export: std values must be positive, got ${JSON.stringify(card.std)}`);
+  if (!Array.isArray(card.classNames) || card.classNames.length !== model.numClasses) {
+    throw new Error(`ONNX export: ${model.numClasses} classes but ${card.classNames?.length ?? 0} class names in the model card`);
+  }
+}
+
+/** The input value and, with folding, (x − mean) / std in front of it. */
+function imageInput(g: OnnxGraph, model: Classifier, card: ExportCard, batch: Dim, fold: boolean): string {
+  const [c, h, w] = model.inputShape;
+  const x = g.addInput('input', [batch, c, h, w]);
+  if (!fold) return x;
+  const mean = g.initFloat('normalize.mean', card.mean, [1, c, 1, 1]);
+  const std = g.initFloat('normalize.std', card.std, [1, c, 1, 1]);
+  return g.op('Div', [g.op('Sub', [x, mean]), std]);
+}
+
+function conv(g: OnnxGraph, x: string, name: string, m: Conv2d): string {
+  const o = m.options;
+  return g.conv(x, name, m.weight, m.bias, { stride: o.stride ?? 1, padding: (o.padding ?? 0) as number | [number, number], dilation: o.dilation ?? 1, groups: o.groups ?? 1 });
+}
+
+function bn(g: OnnxGraph, x: string, name: string, m: BatchNorm2d): string {
+  return g.batchNorm(x, name, { weight: m.weight, bias: m.bias, runningMean: m.runningMean, runningVar: m.runningVar, eps: m.eps, numFeatures: m.numFeatures });
+}
+
+/** ViT / DeiT (models/vit.ts), eval mode: dropout and stochastic depth are the identity. */
+function buildViT(g: OnnxGraph, m: VisionTransformer, x: string, batch: Dim, withAttention: boolean): void {
+  const c = m.config;
+  const D = c.dim;
+  const H = c.heads;
+  const hd = D / H;
+  const grid = m.patchEmbed.gridSize;
+  const P = m.numPrefixTokens;
+  const T = P + grid * grid;
+  // patch embedding: Conv (kernel = stride = patch) → [B, D, g, g] → [B, g·g, D]
+  let patches = conv(g, x, 'patch_embed.proj', m.patchEmbed.proj);
+  patches = g.transpose(g.reshape(patches, [0, D, grid * grid]), [0, 2, 1]);
+  // prefix tokens expanded to the batch, then + position embedding
+  const prefixParts = [g.weight('cls_token', m.clsToken)];
+  if (m.distToken) prefixParts.push(g.weight('dist_token', m.distToken));
+  const prefix1 = prefixParts.length > 1 ? g.op('Concat', prefixParts, { axis: 1 }) : prefixParts[0]!;
+  const prefixShape = typeof batch === 'number' ? g.constInt64([batch, P, D]) : g.op('Concat', [g.batchSizeOf(x), g.constInt64([P, D])], { axis: 0 });
+  const prefix = g.op('Expand', [prefix1, prefixShape]);
+  let h = g.op('Add', [g.op('Concat', [prefix, patches], { axis: 1 }), g.weight('pos_embed', m.posEmbed)]);
+  let lastAttn = '';
+  m.blocks.forEach((blk, i) => {
+    const p = `blocks.${i}`;
+    const n1 = g.layerNorm(h, `${p}.norm1`, blk.norm1.weight, blk.norm1.bias, blk.norm1.eps, D);
+    // qkv: [B, T, 3D] → [B, T, 3, H, hd] → [3, B, H, T, hd] → q, k, v
+    const qkv = g.transpose(g.reshape(g.linear(n1, `${p}.attn.qkv`, blk.attn.qkv.weight, blk.attn.qkv.bias), [0, T, 3, H, hd]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = [0, 1, 2].map((j) => g.select(qkv, 0, j)) as [string, string, string];
+    const { out, weights } = g.attention(q, k, v, hd);
+    lastAttn = weights;
+    const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [0, T, D]);
+    h = g.op('Add', [h, g.linear(merged, `${p}.attn.proj`, blk.attn.proj.weight, blk.attn.proj.bias)]);
+    const n2 = g.layerNorm(h, `${p}.norm2`, blk.norm2.weight, blk.norm2.bias, blk.norm2.eps, D);
+    const mlp = g.linear(g.gelu(g.linear(n2, `${p}.mlp.fc1`, blk.mlp.fc1.weight, blk.mlp.fc1.bias)), `${p}.mlp.fc2`, blk.mlp.fc2.weight, blk.mlp.fc2.bias);
+    h = g.op('Add', [h, mlp]);
+  });
+  const normed = g.layerNorm(h, 'norm', m.norm.weight, m.norm.bias, m.norm.eps, D);
+  if (!(m.head instanceof Linear)) throw new Error('ONNX export: this ViT has no classification head (numClasses 0)');
+  let logits = g.gemm(g.select(normed, 1, 0), 'head', m.head.weight, m.head.bias);
+  if (m.headDist) {
+    // DeiT at inference: the mean of the class and distillation heads (models/vit.ts: add, then / 2).
+    const dist = g.gemm(g.select(normed, 1, 1), 'head_dist', m.headDist.weight, m.headDist.bias);
+    logits = g.op('Div', [g.op('Add', [logits, dist]), g.constFloat(2)]);
+  }
+  g.addOutput('logits', logits, [batch, c.numClasses]);
+  if (withAttention) {
+    // [B, H, T, T] → class-token row [B, H, T] → mean over heads [B, T] → patches [B, g·g]
+    const clsRow = g.select(lastAttn, 2, 0);
+    const mean = g.reduceMean(clsRow, [1], false);
+    g.addOutput('attention', g.slice(mean, 1, P, T), [batch, grid * grid]);
+  }
+}
+
+/** DAFL's LeNet-5 / LeNet-5-Half (models/cnn.ts). */
+function buildLeNet(g: OnnxGraph, m: LeNet5, x: string, batch: Dim): void {
+  let h = g.op('Relu', [conv(g, x, 'conv1', m.conv1)]);
+  h = g.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+  h = g.op('Relu', [conv(g, h, 'conv2', m.conv2)]);
+  h = g.op('MaxPool', [h], { kernel_shape: [2, 2], strides: [2, 2] });
+  h = g.op('Relu', [conv(g, h, 'conv3', m.conv3)]);
+  h = g.op('Flatten', [h], { axis: 1 });
+  h = g.op('Relu', [g.gemm(h, 'fc1', m.fc1.weight, m.fc1.bias)]);
+  g.addOutput('logits', g.gemm(h, 'fc2', m.fc2.weight, m.fc2.bias), [batch, m.numClasses]);
+}
+
+function buildBasicBlock(g: OnnxGraph, b: BasicBlock, x: string, name: string): string {
+  let h = g.op('Relu', [bn(g, conv(g, x, `${name}.conv1`, b.conv1), `${name}.bn1`, b.bn1)]);
+  h = bn(g, conv(g, h, `${name}.conv2`, b.conv2), `${name}.bn2`, b.bn2);
+  let sc = x;
+  if (b.shortcut) {
+    const [sconv, sbn] = b.shortcut.layers as [Conv2d, BatchNorm2d];
+    sc = bn(g, conv(g, x, `${name}.shortcut.0`, sconv), `${name}.shortcut.1`, sbn);
+  }
+  return g.op('Relu', [g.op('Add', [h, sc])]);
+}
+
+/** The CIFAR ResNets (models/cnn.ts), BatchNorm in inference mode. */
+function buildResNet(g: OnnxGraph, m: ResNet, x: string, batch: Dim): void {
+  let h = g.op('Relu', [bn(g, conv(g, x, 'conv1', m.conv1), 'bn1', m.bn1)]);
+  m.stages.forEach((stage, s) => stage.forEach((b, i) => (h = buildBasicBlock(g, b, h, `layer${s + 1}.${i}`))));
+  h = g.op('Flatten', [g.op('GlobalAveragePool', [h])], { axis: 1 });
+  g.addOutput('logits', g.gemm(h, 'linear', m.linear.weight, m.linear.bias), [batch, m.numClasses]);
+}
+
+/**
+ * Builds the ONNX graph of a classifier and its metadata. The model is read in eval mode (its mode
+ * is restored afterwards).
+ */
+export function classifierToOnnx(model: Classifier, card: ExportCard, o: OnnxExportOptions = {}): { bytes: Uint8Array; info: OnnxExportInfo } {
+  checkCard(model, card);
+  const opset = o.opset ?? DEFAULT_OPSET;
+  const batchSize = o.batch ?? 1;
+  if (!o.dynamicBatch && (!Number.isInteger(batchSize) || batchSize < 1)) throw new Error(`ONNX export: batch must be a positive integer, got ${batchSize}`);
+  const batch: Dim = o.dynamicBatch ? 'batch' : batchSize;
+  const fold = o.foldNormalization ?? true;
+  const g = new OnnxGraph(opset, card.preset);
+  const wasTraining = model.training;
+  model.eval();
+  let family: OnnxExportInfo['family'];
+  const extra: Record<string, string> = {};
+  try {
+    noGrad(() => {
+      const x = imageInput(g, model, card, batch, fold);
+      if (model instanceof VisionTransformer) {
+        family = 'vit';
+        const withAttention = o.attention ?? true;
+        buildViT(g, model, x, batch, withAttention);
+        extra.patch_grid = String(model.patchEmbed.gridSize);
+        extra.num_prefix_tokens = String(model.numPrefixTokens);
+        extra.dist_token = String(model.distToken !== null);
+      } else if (model instanceof LeNet5) {
+        family = 'lenet5';
+        buildLeNet(g, model, x, batch);
+      } else if (model instanceof ResNet) {
+        family = 'resnet';
+        buildResNet(g, model, x, batch);
+      } else {
+        throw new Error(`ONNX export: no exporter for ${model.constructor.name}`);
+      }
+    });
+  } finally {
+    if (wasTraining) model.train();
+  }
+  const [c, h, w] = model.inputShape;
+  const metadata: Record<string, string> = {
+    'vit_dfkd.task': 'classification',
+    'vit_dfkd.family': family!,
+    'vit_dfkd.preset': card.preset,
+    'vit_dfkd.dataset': card.dataset ?? '',
+    'vit_dfkd.classes': JSON.stringify(card.classNames),
+    'vit_dfkd.input_shape': JSON.stringify([c, h, w]),
+    'vit_dfkd.mean': JSON.stringify(card.mean),
+    'vit_dfkd.std': JSON.stringify(card.std),
+    'vit_dfkd.normalization': fold ? 'folded' : 'external',
+    'vit_dfkd.input': fold ? 'pixels in [0, 1], NCHW' : '(pixels - mean) / std, NCHW',
+    'vit_dfkd.outputs': JSON.stringify(g.outputs.map((v) => v.name)),
+    ...Object.fromEntries(Object.entries(extra).map(([k, v]) => [`vit_dfkd.${k}`, v])),
+  };
+  if (card.test_acc !== undefined) metadata['vit_dfkd.test_acc'] = String(card.test_acc);
+  const bytes = g.serialize({ producerVersion: PRODUCER_VERSION, docString: `${card.preset} exported by vit-dfkd`, props: metadata });
+  const dims = (v: (typeof g.inputs)[number]): Dim[] =>
+    v.type!.tensorType!.shape!.dim!.map((d) => (d.dimParam ? d.dimParam : Number(d.dimValue)));
+  const parameters = model.parameters().reduce((a, p) => a + p.numel(), 0);
+  return {
+    bytes,
+    info: {
+      family: family!, opset, nodes: g.nodes.length, initializers: g.initializers.length, parameters, bytes: bytes.length, metadata,
+      inputs: g.inputs.map((v) => ({ name: v.name!, dims: dims(v) })),
+      outputs: g.outputs.map((v) => ({ name: v.name!, dims: dims(v) })),
+    },
+  };
+}
+
+/** Exports to a file (atomically: a failed export never leaves a partial file). */
+export function exportClassifierOnnx(model: Classifier, card: ExportCard, path: string, o: OnnxExportOptions = {}): OnnxExportInfo {
+  const { bytes, info } = classifierToOnnx(model, card, o);
+  writeFileAtomic(path, bytes);
+  return info;
+}

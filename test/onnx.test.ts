@@ -1,0 +1,286 @@
+// ONNX export: every classifier family exported, loaded in onnxruntime-node and compared with the
+// libtorch model (max abs ≤ 1e-4) on real MNIST test digits; accuracy through ONNX Runtime equals
+// vit-dfkd's for the shipped teachers; graph-builder values vs hand-worked fixtures; bad input.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as T from '../src/index.js';
+import { loadMnist } from '../src/data/mnist.js';
+import { createModel } from '../src/models/registry.js';
+import { loadClassifier } from '../src/models/load.js';
+import { evaluateClassifier } from '../src/train/classifier.js';
+import type { Classifier } from '../src/models/types.js';
+import { classifierToOnnx, type ExportCard } from '../src/export/onnx.js';
+import { OnnxGraph, decodeModel, metadataOf, onnx } from '../src/export/onnx-graph.js';
+import { classifierParity, evaluateOnnx, loadOnnx, ort, runOnnx, torchPredictions } from '../src/export/ort.js';
+
+T.setNumThreads(1);
+const REPO = join(import.meta.dirname, '..', '..');
+const CLI = join(REPO, 'dist', 'src', 'cli', 'main.js');
+const TOL = 1e-4;
+const tmp = mkdtempSync(join(tmpdir(), 'dfkd-onnx-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+const test28 = loadMnist('test');
+/** 64 real MNIST test digits (pixels in [0, 1]). */
+const digits = test28.images.narrow(0, 0, 64);
+
+function card(m: Classifier, mean = 0.1307, std = 0.3081): ExportCard {
+  const [c] = m.inputShape;
+  return { preset: 'test', classNames: Array.from({ length: m.numClasses }, (_, i) => `c${i}`), mean: new Array(c).fill(mean), std: new Array(c).fill(std), dataset: 'mnist' };
+}
+
+/**
+ * Random weights of a realistic scale (a freshly initialised ViT has near-zero logits, which would
+ * make a max-abs check trivially small) and random BatchNorm statistics.
+ */
+function randomize(m: Classifier, seed: number): void {
+  T.manualSeed(seed);
+  T.noGrad(() => {
+    for (const [name, p] of m.namedParameters()) {
+      if (p.ndim === 1 && !name.endsWith('bias')) p.copy_(T.randn(p.shape).mul(0.1).add(1)); // norm scales
+      else p.copy_(T.randn(p.shape).mul(name.endsWith('bias') ? 0.1 : Math.sqrt(3 / (p.numel() / p.size(0))))); // a little above He init
+    }
+    for (const [name, b] of m.namedBuffers()) {
+      if (name.endsWith('running_mean')) b.copy_(T.randn(b.shape).mul(0.1));
+      if (name.endsWith('running_var')) b.copy_(T.rand(b.shape).add(0.5));
+    }
+  });
+  m.eval();
+}
+
+async function parity(m: Classifier, images: T.Tensor, o: Parameters<typeof classifierToOnnx>[2] = {}) {
+  const { bytes, info } = classifierToOnnx(m, card(m), { dynamicBatch: true, ...o });
+  const loaded = await loadOnnx(bytes);
+  const r = await classifierParity(m, loaded, images);
+  await loaded.session.release();
+  return { ...r, info, bytes };
+}
+
+/** Logit spread, to show the parity check compares outputs of a real scale. */
+function logitRange(m: Classifier, x: T.Tensor): number {
+  return T.inferenceMode(() => T.tidy(() => m.forward(x).logits.abs().max().item()));
+}
+
+describe('ONNX export → onnxruntime-node parity, every family (real MNIST test digits)', () => {
+  const cases: [string, string, Record<string, unknown>][] = [
+    ['ViT', 'vit-student-28', {}],
+    ['DeiT (distillation token)', 'vit-student-28', { distToken: true }],
+    ['LeNet-5', 'lenet5-28', {}],
+    ['LeNet-5-Half', 'lenet5-half-28', {}],
+  ];
+  for (const [label, preset, overrides] of cases) {
+    test(`${label}: max |Δlogits| ≤ 1e-4, same predictions`, async () => {
+      const m = createModel(preset, overrides as never);
+      randomize(m, 1);
+      const range = logitRange(m, digits);
+      assert.ok(range > 1, `logits of a real scale (max |logit| ${range})`);
+      const r = await parity(m, digits);
+      assert.equal(r.images, 64);
+      assert.ok(r.maxAbsLogits <= TOL, `max |Δlogits| ${r.maxAbsLogits}`);
+      assert.equal(r.argmaxDisagreements, 0);
+      if (preset.startsWith('vit')) {
+        assert.ok(r.maxAbsAttention !== undefined && r.maxAbsAttention <= TOL, `max |Δattention| ${r.maxAbsAttention}`);
+        assert.deepEqual(r.info.outputs.map((o) => o.name), ['logits', 'attention']);
+        assert.deepEqual(r.info.outputs[1]!.dims, ['batch', 49]);
+      }
+    });
+  }
+
+  test('CIFAR ResNet (BatchNorm with random running statistics, shortcut convs; narrow widths): parity', async () => {
+    // Same code path as ResNet-18/34, narrowed so the test stays fast; digits padded to 32×32×3.
+    const m = createModel('resnet18-cifar', { widths: [8, 16, 16, 32], blocks: [1, 2, 1, 1] } as never);
+    randomize(m, 2);
+    const x = T.tidy(() => T.F.pad(digits, [2, 2, 2, 2]).expand([64, 3, 32, 32]).contiguous());
+    const range = logitRange(m, x);
+    assert.ok(range > 1 && range < 1000, `max |logit| ${range}`);
+    const r = await parity(m, x);
+    x.dispose();
+    assert.ok(r.maxAbsLogits <= TOL, `max |Δlogits| ${r.maxAbsLogits}`);
+    assert.equal(r.argmaxDisagreements, 0);
+    const ops = new Set(decodeModel(r.bytes).graph!.node!.map((n) => n.opType));
+    assert.ok(ops.has('BatchNormalization') && ops.has('GlobalAveragePool'));
+  });
+
+  for (const opset of [13, 16, 18, 21]) {
+    test(`ViT at opset ${opset} (LayerNorm ${opset >= 17 ? 'operator' : 'spelled out'}, ReduceMean axes as ${opset >= 18 ? 'input' : 'attribute'}): parity`, async () => {
+      const m = createModel('vit-student-28', { distToken: true } as never);
+      randomize(m, 3);
+      const r = await parity(m, digits, { opset });
+      assert.ok(r.maxAbsLogits <= TOL && (r.maxAbsAttention ?? 0) <= TOL, `${r.maxAbsLogits} ${r.maxAbsAttention}`);
+      const proto = decodeModel(r.bytes);
+      assert.equal(Number(proto.opsetImport![0]!.version), opset);
+      assert.equal(proto.graph!.node!.some((n) => n.opType === 'LayerNormalization'), opset >= 17);
+    });
+  }
+
+  test('normalisation folded (pixels in) and external (normalised input) give the same logits', async () => {
+    const m = createModel('lenet5-half-28');
+    randomize(m, 4);
+    const folded = await loadOnnx(classifierToOnnx(m, card(m), { dynamicBatch: true }).bytes);
+    const external = await loadOnnx(classifierToOnnx(m, card(m), { dynamicBatch: true, foldNormalization: false }).bytes);
+    assert.equal(folded.normalization, 'folded');
+    assert.equal(external.normalization, 'external');
+    const a = (await runOnnx(folded, digits)).logits!.data;
+    const b = (await runOnnx(external, digits)).logits!.data; // runOnnx normalises for 'external' files
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i]! - b[i]!) <= 1e-5);
+    // Fed raw pixels, the external-normalisation file gives other logits: the fold is really in the graph.
+    const O = await ort();
+    const raw = await external.session.run({ input: new O.Tensor('float32', digits.narrow(0, 0, 1).contiguous().data() as Float32Array, [1, 1, 28, 28]) });
+    assert.ok(Math.abs((raw.logits!.data as Float32Array)[0]! - a[0]!) > 1e-3);
+  });
+
+  test('a fixed batch is fixed in the file; runOnnx pads the last chunk', async () => {
+    const m = createModel('lenet5-28');
+    randomize(m, 5);
+    const { bytes, info } = classifierToOnnx(m, card(m), { batch: 8 });
+    assert.deepEqual(info.inputs[0]!.dims, [8, 1, 28, 28]);
+    const loaded = await loadOnnx(bytes);
+    assert.equal(loaded.fixedBatch, 8);
+    const r = await classifierParity(m, loaded, digits.narrow(0, 0, 13)); // 8 + 5 (padded)
+    assert.ok(r.maxAbsLogits <= TOL);
+    const O = await ort();
+    await assert.rejects(loaded.session.run({ input: new O.Tensor('float32', new Float32Array(2 * 784), [2, 1, 28, 28]) }), /dimension|Got invalid/i);
+  });
+});
+
+describe('shipped teachers through ONNX Runtime', () => {
+  for (const dir of ['teachers/mnist-vit', 'teachers/mnist-lenet5']) {
+    test(`${dir}: parity on real test digits, and ONNX Runtime's test accuracy equals vit-dfkd's`, async () => {
+      const { model, card: c } = loadClassifier(join(REPO, dir));
+      const { bytes, info } = classifierToOnnx(model, c, { dynamicBatch: true });
+      const loaded = await loadOnnx(bytes);
+      const r = await classifierParity(model, loaded, test28.images.narrow(0, 0, 200));
+      assert.ok(r.maxAbsLogits <= TOL, `max |Δlogits| ${r.maxAbsLogits}`);
+      const ortEval = await evaluateOnnx(loaded, test28);
+      const torchEval = evaluateClassifier(model, test28);
+      assert.equal(ortEval.total, 1005);
+      assert.equal(ortEval.correct, torchEval.correct, `ONNX Runtime ${ortEval.accuracy} vs vit-dfkd ${torchEval.accuracy}`);
+      assert.deepEqual(ortEval.predictions, torchPredictions(model, test28));
+      assert.ok(ortEval.accuracy > 0.95);
+      // metadata_props carry what a deployment needs
+      const meta = metadataOf(decodeModel(bytes));
+      assert.deepEqual(JSON.parse(meta['vit_dfkd.classes']!), c.classNames);
+      assert.deepEqual(JSON.parse(meta['vit_dfkd.input_shape']!), [1, 28, 28]);
+      assert.deepEqual(JSON.parse(meta['vit_dfkd.mean']!), c.mean);
+      assert.equal(meta['vit_dfkd.normalization'], 'folded');
+      assert.equal(meta['vit_dfkd.preset'], c.preset);
+      assert.equal(info.parameters, model.numParameters());
+      await loaded.session.release();
+    });
+  }
+});
+
+describe('graph builder: values vs hand-worked fixtures', () => {
+  test('Linear, erf-GELU, LayerNorm (both forms), attention, select/slice in ONNX Runtime', async () => {
+    const O = await ort();
+    for (const opset of [13, 17]) {
+      const g = new OnnxGraph(opset);
+      const x = g.addInput('x', [1, 2, 3]);
+      // Linear W = [[1, 0, -1], [2, 1, 0]], b = [0.5, -1] on rows [1, 2, 3] and [0, -1, 1]:
+      // row 1 → [1 − 3 + 0.5, 2 + 2 − 1] = [−1.5, 3]; row 2 → [−1 + 0.5, −1 − 1] = [−0.5, −2]
+      const w = T.tensor([1, 0, -1, 2, 1, 0], { shape: [2, 3] });
+      const b = T.tensor([0.5, -1]);
+      const lin = g.linear(x, 'lin', w, b);
+      g.addOutput('lin', lin, [1, 2, 2]);
+      // GELU(−1.5) = −1.5 Φ(−1.5) = −0.100204, GELU(3) = 2.995950, GELU(−0.5) = −0.154269, GELU(−2) = −0.045500
+      g.addOutput('gelu', g.gelu(lin), [1, 2, 2]);
+      // LayerNorm of [1, 2, 3] (ε = 0): mean 2, var 2/3 → [−1.224745, 0, 1.224745]; γ = [1, 2, 3], β = [0, 0, 1]
+      g.addOutput('ln', g.layerNorm(x, 'ln', T.tensor([1, 2, 3]), T.tensor([0, 0, 1]), 0, 3), [1, 2, 3]);
+      g.addOutput('row1', g.select(x, 1, 1), [1, 3]);
+      g.addOutput('tail', g.slice(x, 2, 1, 3), [1, 2, 2]);
+      // one head, q = k = v = x: scores [[14, 1], [1, 2]] / √3 → softmax rows
+      const q = g.reshape(x, [1, 1, 2, 3]);
+      g.addOutput('attn', g.attention(q, q, q, 3).weights, [1, 1, 2, 2]);
+      const s = await O.InferenceSession.create(g.serialize({ producerVersion: 'test', props: {} }));
+      const out = await s.run({ x: new O.Tensor('float32', Float32Array.from([1, 2, 3, 0, -1, 1]), [1, 2, 3]) });
+      const close = (got: ArrayLike<number>, want: number[], tol = 1e-5): void => {
+        assert.equal(got.length, want.length);
+        for (let i = 0; i < want.length; i++) assert.ok(Math.abs(got[i]! - want[i]!) <= tol, `[${i}] ${got[i]} vs ${want[i]}`);
+      };
+      close(out.lin!.data as Float32Array, [-1.5, 3, -0.5, -2]);
+      close(out.gelu!.data as Float32Array, [-0.100204, 2.99595, -0.154269, -0.0455003]);
+      // second row [0, −1, 1]: mean 0, var 2/3 → [0, −1.224745, 1.224745] · γ + β
+      close(out.ln!.data as Float32Array, [-1.224745, 0, 1 + 3 * 1.224745, 0, -2 * 1.224745, 1 + 3 * 1.224745]);
+      close(out.row1!.data as Float32Array, [0, -1, 1]);
+      close(out.tail!.data as Float32Array, [2, 3, -1, 1]);
+      const r0 = [14 / Math.sqrt(3), 1 / Math.sqrt(3)];
+      const r1 = [1 / Math.sqrt(3), 2 / Math.sqrt(3)];
+      const sm = (r: number[]): number[] => r.map((v) => Math.exp(v) / r.reduce((a, u) => a + Math.exp(u), 0));
+      close(out.attn!.data as Float32Array, [...sm(r0), ...sm(r1)]);
+      await s.release();
+    }
+  });
+
+  test('the builder refuses malformed graphs with a clear message', () => {
+    assert.throws(() => new OnnxGraph(12), /opset 12 is not supported \(13–21/);
+    const g = new OnnxGraph();
+    g.addInput('x', [1]);
+    assert.throws(() => g.op('Relu', ['y']), /reads 'y', which is not defined yet/);
+    assert.throws(() => g.op('FancyOp', ['x']), /FancyOp is not in the builder's list/);
+    assert.throws(() => g.addInput('x', [1]), /'x' is defined twice/);
+    assert.throws(() => g.op('Flatten', ['x'], { axis: 0.5 }), /not an integer/);
+    assert.throws(() => g.initFloat('w', [1, 2, 3], [2, 2]), /3 values for shape \[2, 2\]/);
+    assert.throws(() => g.serialize({ producerVersion: 't', props: {} }), /no outputs/);
+    assert.throws(() => decodeModel(Uint8Array.from([0xff, 0xff, 0xff, 0xff])), /not an ONNX model/);
+  });
+
+  test('a model card that does not fit the model is an error, not a broken file', () => {
+    const m = createModel('lenet5-28');
+    assert.throws(() => classifierToOnnx(m, { ...card(m), classNames: ['a', 'b'] }), /10 classes but 2 class names/);
+    assert.throws(() => classifierToOnnx(m, { ...card(m), mean: [0.1, 0.2, 0.3] }), /1 channel mean\/std values/);
+    assert.throws(() => classifierToOnnx(m, { ...card(m), std: [0] }), /std values must be positive/);
+    assert.throws(() => classifierToOnnx(m, card(m), { batch: 0 }), /batch must be a positive integer/);
+  });
+
+  test('serialised models decode with the official schema: IR version, opset, initialisers named as the state dict', () => {
+    const m = createModel('vit-student-28');
+    const proto = decodeModel(classifierToOnnx(m, card(m)).bytes);
+    assert.equal(Number(proto.irVersion), 8);
+    assert.equal(proto.producerName, 'vit-dfkd');
+    const inits = new Set(proto.graph!.initializer!.map((t) => t.name));
+    for (const k of ['cls_token', 'pos_embed', 'patch_embed.proj.weight', 'blocks.2.mlp.fc1.weight_T', 'head.weight', 'norm.bias']) assert.ok(inits.has(k), k);
+    const ops = new Set(proto.graph!.node!.map((n) => n.opType));
+    for (const op of ['Conv', 'MatMul', 'Gemm', 'LayerNormalization', 'Softmax', 'Erf', 'Gather', 'Concat', 'Expand', 'Transpose', 'Reshape']) assert.ok(ops.has(op), op);
+    assert.equal(proto.graph!.initializer!.find((t) => t.name === 'pos_embed')!.dataType, onnx.TensorProto.DataType.FLOAT);
+  });
+});
+
+describe('dfkd export (CLI)', () => {
+  const run = (args: string[]) => spawnSync(process.execPath, [CLI, 'export', ...args], { encoding: 'utf8', env: { ...process.env, VIT_DFKD_THREADS: '1' }, timeout: 120_000 });
+
+  test('exports the shipped LeNet-5 teacher, prints parity and accuracy; --json gives the numbers', () => {
+    const out = join(tmp, 'lenet.onnx');
+    const r = run(['--model', join(REPO, 'teachers/mnist-lenet5'), '--onnx', out, '--dynamic-batch', '--eval', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { parity: { maxAbsLogits: number; images: number }; eval: { onnxruntime_accuracy: number; vit_dfkd_accuracy: number; predictions_differ: number } };
+    assert.equal(j.parity.images, 100);
+    assert.ok(j.parity.maxAbsLogits <= TOL);
+    assert.equal(j.eval.onnxruntime_accuracy, j.eval.vit_dfkd_accuracy);
+    assert.equal(j.eval.predictions_differ, 0);
+    assert.ok(existsSync(out) && readFileSync(out).length > 200_000);
+  });
+
+  test('bad input exits non-zero with a message and writes nothing (or leaves the old file)', () => {
+    const missing = run(['--model', join(tmp, 'nope'), '--onnx', join(tmp, 'a.onnx')]);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /no model at/);
+    assert.equal(existsSync(join(tmp, 'a.onnx')), false);
+    const opset = run(['--model', join(REPO, 'teachers/mnist-lenet5'), '--onnx', join(tmp, 'a.onnx'), '--opset', '9']);
+    assert.equal(opset.status, 1);
+    assert.match(opset.stderr, /opset 9 is not supported/);
+    const suffix = run(['--model', join(REPO, 'teachers/mnist-lenet5'), '--onnx', join(tmp, 'a.bin')]);
+    assert.equal(suffix.status, 1);
+    assert.match(suffix.stderr, /must end in \.onnx/);
+    // A parity failure (impossible tolerance) keeps the previous file untouched.
+    const keep = join(tmp, 'keep.onnx');
+    writeFileSync(keep, 'old');
+    const strict = run(['--model', join(REPO, 'teachers/mnist-lenet5'), '--onnx', keep, '--tolerance', '1e-30', '--verify', '20']);
+    assert.equal(strict.status, 1);
+    assert.match(strict.stderr, /disagree: max \|Δlogits\| .* nothing written/);
+    assert.equal(readFileSync(keep, 'utf8'), 'old');
+  });
+});
