@@ -2,6 +2,7 @@
 import { benchStep } from './step.js';
 import { benchMemory } from './memory.js';
 import { benchDistill, benchAblation, ABLATIONS } from './distill.js';
+import { benchTeacher } from './teacher.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -13,6 +14,10 @@ const ALL_METHODS = 'tgan,dafl,dfad,zskt,deepinv,kd,noise,scratch';
 const TUNED: Record<string, Record<string, number | boolean>> = {};
 
 const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
+  teacher: (tiny) => {
+    const only = flag('teachers', '');
+    return benchTeacher({ retrain: process.argv.includes('--retrain'), only: only ? only.split(',') : undefined, tiny });
+  },
   step: (tiny) => benchStep(tiny ? { rounds: 1, stepsPerRound: 1, batch: 4, tiny } : { rounds: 8, stepsPerRound: 3, batch: 64 }),
   memory: (tiny) =>
     benchMemory(tiny ? { steps: 30, batch: 4, checkpoints: [10, 30], tiny } : { steps: 10000, batch: 16, checkpoints: [100, 1000, 2500, 5000, 7500, 10000] }),
@@ -37,7 +42,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
 const [name, ...flags] = process.argv.slice(2);
 const run = name ? BENCHES[name] : undefined;
 if (!run) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--methods a,b]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--methods a,b] [--teachers a,b] [--retrain]\n`);
   process.exit(2);
 }
 await run(flags.includes('--tiny'));
