@@ -81,8 +81,8 @@ program
 program
   .command('train')
   .alias('train-teacher')
-  .description('train a classifier (a teacher, or the `scratch` student reference) on real labelled data')
-  .requiredOption('--dataset <spec>', "dataset: mnist | fashion-mnist | cifar10:<dir> | folder:<dir>")
+  .description('train a classifier or a detector (a teacher, or the `scratch` student reference) on real labelled data; a detection dataset (canvas-mnist, canvas-fashion-mnist, coco:<json>) trains a DETR preset with its own defaults (batch 32, lr 5e-4, weight decay 1e-4, clip 0.1) unless given')
+  .requiredOption('--dataset <spec>', "dataset: mnist | fashion-mnist | cifar10:<dir> | folder:<dir> | detection: canvas-mnist[?n=6000] | canvas-fashion-mnist | coco:<annotations.json>")
   .requiredOption('--model <preset>', 'model preset (dfkd models lists them)')
   .requiredOption('--out <dir>', 'run folder (config.json, metrics.jsonl, checkpoints/, model.safetensors)')
   .addOption(new Option('--epochs <n>', 'epochs').argParser(positiveInt).default(30))
@@ -101,22 +101,36 @@ program
   .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'))
   .option('--resume', 'continue the run in --out from its last checkpoint', false)
   .addOption(new Option('--stop-after-epochs <n>', 'stop after this many epochs of this invocation (resume later)').argParser(positiveInt))
-  .action(async (o: TrainCliOptions) => {
+  .action(async (o: TrainCliOptions, cmd: Command) => {
     await engine(o.threads, o.device);
+    const { isDetectionSpec } = await import('../data/detection.js');
+    if (isDetectionSpec(o.dataset)) {
+      const { runDetectTrainCommand } = await import('./detect.js');
+      const defaults = new Set(['lr', 'batch', 'weightDecay', 'clipNorm'].filter((k) => cmd.getOptionValueSource(k) === 'default'));
+      await runDetectTrainCommand(o, defaults);
+      return;
+    }
     const { runTrainCommand } = await import('./train.js');
     await runTrainCommand(o);
   });
 
 program
   .command('eval')
-  .description('evaluate a trained classifier: accuracy, per-class accuracy, confusion matrix, params, FLOPs, latency')
+  .description('evaluate a trained classifier (accuracy, per-class accuracy, confusion matrix) or detector (mAP@[.5:.95], AP50, per-class AP), params, FLOPs, latency')
   .requiredOption('--model <path>', 'a run folder or a checkpoint (.safetensors with its .json)')
   .option('--dataset <spec>', 'dataset (default: the one the model was trained on)')
   .addOption(new Option('--split <name>', 'split').choices(['train', 'val', 'test']).default('test'))
   .addOption(new Option('--threads <n>', 'intra-op threads').argParser(positiveInt))
   .option('--json', 'print the result as JSON', false)
-  .action(async (o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; threads?: number; json: boolean }) => {
+  .option('--png <file>', 'detectors: draw the predictions on the first 16 images of the split into this PNG')
+  .action(async (o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; threads?: number; json: boolean; png?: string }) => {
     await engine(o.threads);
+    const { isDetectorCheckpoint } = await import('../detect/run.js');
+    if (isDetectorCheckpoint(o.model)) {
+      const { runDetectEvalCommand } = await import('./detect.js');
+      runDetectEvalCommand(o);
+      return;
+    }
     const { runEvalCommand } = await import('./train.js');
     runEvalCommand(o);
   });
