@@ -15,7 +15,12 @@ import { evaluateClassifier } from '../src/train/classifier.js';
 import type { Classifier } from '../src/models/types.js';
 import { classifierToOnnx, type ExportCard } from '../src/export/onnx.js';
 import { OnnxGraph, decodeModel, metadataOf, onnx } from '../src/export/onnx-graph.js';
-import { classifierParity, evaluateOnnx, loadOnnx, ort, runOnnx, torchPredictions } from '../src/export/ort.js';
+import { classifierParity, evaluateOnnx, loadOnnx, maxAbsDiff, ort, runOnnx, torchPredictions } from '../src/export/ort.js';
+import { detectorToOnnx } from '../src/export/onnx-detr.js';
+import { createDetector } from '../src/models/detr.js';
+import { canvasImages, canvasSource, composeCanvases } from '../src/data/canvas.js';
+import { normalize } from '../src/data/augment.js';
+import { saveCheckpoint } from '../src/export/checkpoint.js';
 
 T.setNumThreads(1);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -147,6 +152,36 @@ describe('ONNX export → onnxruntime-node parity, every family (real MNIST test
   });
 });
 
+describe('DETR detector → onnxruntime-node parity (real MNIST test digits on 64×64 canvases)', () => {
+  for (const [preset, opset] of [['detr-student-64', 17], ['detr-student-64', 13], ['detr-teacher-64', 17]] as const) {
+    test(`${preset}, opset ${opset}: logits and boxes within 1e-4`, async () => {
+      const m = createDetector(preset);
+      T.manualSeed(6);
+      T.noGrad(() => {
+        for (const [, p] of m.namedParameters()) if (p.ndim > 1) p.copy_(T.randn(p.shape).mul(Math.sqrt(2 / p.size(1))));
+      });
+      m.eval();
+      const canvases = composeCanvases(canvasSource(test28), 16, 0);
+      const x = canvasImages(canvases, 64);
+      const c = { preset, classNames: test28.classNames, mean: test28.mean, std: test28.std };
+      const { bytes, info } = detectorToOnnx(m, c, { dynamicBatch: true, opset });
+      assert.deepEqual(info.outputs.map((o) => [o.name, o.dims]), [['logits', ['batch', 12, 11]], ['boxes', ['batch', 12, 4]]]);
+      const loaded = await loadOnnx(bytes);
+      const outs = await runOnnx(loaded, x);
+      const ref = T.inferenceMode(() => T.tidy(() => {
+        const r = m.forward(normalize(x, c.mean, c.std));
+        return { logits: r.logits.contiguous().data() as Float32Array, boxes: r.boxes.contiguous().data() as Float32Array, range: r.logits.abs().max().item() };
+      }));
+      assert.ok(ref.range > 1, `logits of a real scale (${ref.range})`);
+      assert.ok(maxAbsDiff(outs.logits!.data, ref.logits) <= TOL, `logits ${maxAbsDiff(outs.logits!.data, ref.logits)}`);
+      assert.ok(maxAbsDiff(outs.boxes!.data, ref.boxes) <= TOL, `boxes ${maxAbsDiff(outs.boxes!.data, ref.boxes)}`);
+      assert.equal(loaded.metadata['vit_dfkd.task'], 'detection');
+      x.dispose();
+      await loaded.session.release();
+    });
+  }
+});
+
 describe('shipped teachers through ONNX Runtime', () => {
   for (const dir of ['teachers/mnist-vit', 'teachers/mnist-lenet5']) {
     test(`${dir}: parity on real test digits, and ONNX Runtime's test accuracy equals vit-dfkd's`, async () => {
@@ -194,7 +229,7 @@ describe('graph builder: values vs hand-worked fixtures', () => {
       g.addOutput('tail', g.slice(x, 2, 1, 3), [1, 2, 2]);
       // one head, q = k = v = x: scores [[14, 1], [1, 2]] / √3 → softmax rows
       const q = g.reshape(x, [1, 1, 2, 3]);
-      g.addOutput('attn', g.attention(q, q, q, 3).weights, [1, 1, 2, 2]);
+      g.addOutput('attn', g.attention(q, q, q, 1 / Math.sqrt(3)).weights, [1, 1, 2, 2]);
       const s = await O.InferenceSession.create(g.serialize({ producerVersion: 'test', props: {} }));
       const out = await s.run({ x: new O.Tensor('float32', Float32Array.from([1, 2, 3, 0, -1, 1]), [1, 2, 3]) });
       const close = (got: ArrayLike<number>, want: number[], tol = 1e-5): void => {
@@ -262,6 +297,24 @@ describe('dfkd export (CLI)', () => {
     assert.equal(j.eval.onnxruntime_accuracy, j.eval.vit_dfkd_accuracy);
     assert.equal(j.eval.predictions_differ, 0);
     assert.ok(existsSync(out) && readFileSync(out).length > 200_000);
+  });
+
+  test('exports a saved DETR detector (card task "detect"), parity on real test canvases', () => {
+    const m = createDetector('detr-student-64');
+    const dir = join(tmp, 'detr');
+    saveCheckpoint(join(dir, 'model'), m, {
+      task: 'detect', preset: 'detr-student-64', overrides: { numClasses: 10 }, dataset: 'canvas-mnist', numClasses: 10,
+      classNames: test28.classNames, inputShape: [1, 64, 64], mean: [0.5], std: [0.5],
+    });
+    const out = join(tmp, 'detr.onnx');
+    const r = run(['--model', dir, '--onnx', out, '--dynamic-batch', '--verify', '16', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const j = JSON.parse(r.stdout) as { family: string; parity: { source: string; maxAbsLogits: number; maxAbsBoxes: number }; outputs: { name: string }[] };
+    assert.equal(j.family, 'detr');
+    assert.match(j.parity.source, /16 canvas-mnist test images/);
+    assert.ok(j.parity.maxAbsLogits <= TOL && j.parity.maxAbsBoxes <= TOL);
+    assert.deepEqual(j.outputs.map((o) => o.name), ['logits', 'boxes']);
+    assert.ok(existsSync(out));
   });
 
   test('bad input exits non-zero with a message and writes nothing (or leaves the old file)', () => {

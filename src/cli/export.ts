@@ -1,9 +1,15 @@
-// dfkd export: a trained model → an ONNX file, checked in ONNX Runtime before it is written.
-import { loadClassifier } from '../models/load.js';
+// dfkd export: a trained model (classifier or DETR detector) → an ONNX file, checked in ONNX Runtime
+// before it is written.
+import { existsSync } from 'node:fs';
+import { loadClassifier, modelBasePath } from '../models/load.js';
 import { loadDataset } from '../data/index.js';
+import { loadDetectionDataset } from '../data/detection.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig } from '../export/checkpoint.js';
+import { createDetector, type DETR, type DetrConfig } from '../models/detr.js';
+import { detectorToOnnx, type DetectorExportCard } from '../export/onnx-detr.js';
 import { rand, type Tensor } from '../tensor/tensor.js';
 import { classifierToOnnx } from '../export/onnx.js';
-import { classifierParity, evaluateOnnx, loadOnnx, torchPredictions, type ParityResult } from '../export/ort.js';
+import { classifierParity, detectorParity, evaluateOnnx, loadOnnx, torchPredictions, type ParityResult } from '../export/ort.js';
 import { evaluateClassifier } from '../train/classifier.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { progressBar } from './progress.js';
@@ -25,8 +31,64 @@ export interface ExportCliOptions {
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
+/** The card beside a saved model, if any (detectors say task 'detect'). */
+function savedCard(path: string): { task?: string } | null {
+  const base = modelBasePath(path);
+  return existsSync(checkpointPaths(base).config) ? readCheckpointConfig<{ task?: string }>(base) : null;
+}
+
+/** A DETR saved by detection training (card with task 'detect'), in eval mode. */
+function loadSavedDetector(path: string): { model: DETR; card: DetectorExportCard & { overrides?: Partial<DetrConfig> } } {
+  const base = modelBasePath(path);
+  const card = readCheckpointConfig<DetectorExportCard & { overrides?: Partial<DetrConfig> }>(base);
+  if (typeof card.preset !== 'string') throw new Error(`${checkpointPaths(base).config} does not describe a detector (no "preset")`);
+  const model = createDetector(card.preset, card.overrides ?? {});
+  loadCheckpointInto(base, model);
+  model.eval();
+  return { model, card };
+}
+
+async function exportDetector(o: ExportCliOptions): Promise<void> {
+  const { model, card } = loadSavedDetector(o.model);
+  const { bytes, info } = detectorToOnnx(model, card, { opset: o.opset, dynamicBatch: o.dynamicBatch, batch: o.batch, foldNormalization: o.foldNormalization });
+  const loaded = await loadOnnx(bytes, { threads: 1 });
+  const report: Record<string, unknown> = { model: o.model, onnx: o.onnx, ...info };
+  if (o.verify > 0) {
+    let images: Tensor;
+    let source: string;
+    try {
+      const test = loadDetectionDataset(card.dataset ?? '', 'test');
+      const n = Math.min(o.verify, test.images.size(0));
+      images = test.images.narrow(0, 0, n);
+      source = `${n} ${card.dataset} test images`;
+    } catch (e) {
+      images = rand([o.verify, ...model.inputShape]);
+      source = `${o.verify} uniform-noise images (dataset '${card.dataset}' not available: ${(e as Error).message})`;
+    }
+    const parity = { ...(await detectorParity(model, loaded, images)), source };
+    images.dispose();
+    report.parity = parity;
+    if (!(Math.max(parity.maxAbsLogits, parity.maxAbsBoxes) <= o.tolerance)) {
+      throw new Error(`ONNX Runtime and libtorch disagree: max |Δlogits| ${parity.maxAbsLogits.toExponential(2)}, max |Δboxes| ${parity.maxAbsBoxes.toExponential(2)} > ${o.tolerance} on ${source}; nothing written`);
+    }
+  }
+  if (o.eval) throw new Error('--eval is for classifiers (detector mAP through ONNX Runtime is not wired into dfkd export yet)');
+  writeFileAtomic(o.onnx, bytes);
+  await loaded.session.release();
+  if (o.json) {
+    say(JSON.stringify(report, null, 2));
+    return;
+  }
+  say(`wrote ${o.onnx}: ${card.preset} (detr), opset ${info.opset}, ${info.nodes} nodes, ${info.parameters.toLocaleString()} parameters, ${(info.bytes / 1024).toFixed(1)} KiB`);
+  for (const v of info.inputs) say(`  input  ${v.name} [${v.dims.join(', ')}] (${info.metadata['vit_dfkd.input']})`);
+  for (const v of info.outputs) say(`  output ${v.name} [${v.dims.join(', ')}]`);
+  const p = report.parity as { source: string; maxAbsLogits: number; maxAbsBoxes: number } | undefined;
+  if (p) say(`parity vs libtorch on ${p.source}: max |Δlogits| ${p.maxAbsLogits.toExponential(2)}, max |Δboxes| ${p.maxAbsBoxes.toExponential(2)} (tolerance ${o.tolerance})`);
+}
+
 export async function runExportCommand(o: ExportCliOptions): Promise<void> {
   if (!o.onnx.endsWith('.onnx')) throw new Error(`--onnx ${o.onnx}: the output file name must end in .onnx`);
+  if (savedCard(o.model)?.task === 'detect') return exportDetector(o);
   const { model, card } = loadClassifier(o.model);
   const { bytes, info } = classifierToOnnx(model, card, {
     opset: o.opset, dynamicBatch: o.dynamicBatch, batch: o.batch, foldNormalization: o.foldNormalization, attention: o.attention,

@@ -277,12 +277,13 @@ export class OnnxGraph {
   }
 
   /**
-   * Scaled dot-product attention of src/nn/attention.ts and the ViT's Attention: softmax((q · d^-½) kᵀ) v
-   * on [B, H, T, d] values (q scaled before the product, as both modules do). Returns the output
+   * Scaled dot-product attention of src/nn/attention.ts and the ViT's Attention: softmax((q · scale) kᵀ) v
+   * on [B, H, T, d] values, scale = d^-½ (q scaled before the product, as both modules do: pass the
+   * module's own expression of it, `d ** -0.5` or `1 / √d`, for bit-level agreement). Returns the output
    * [B, H, Tq, d] and the attention weights [B, H, Tq, Tk].
    */
-  attention(q: string, k: string, v: string, headDim: number): { out: string; weights: string } {
-    const scores = this.op('MatMul', [this.op('Mul', [q, this.constFloat(headDim ** -0.5)]), this.transpose(k, [0, 1, 3, 2])]);
+  attention(q: string, k: string, v: string, scale: number): { out: string; weights: string } {
+    const scores = this.op('MatMul', [this.op('Mul', [q, this.constFloat(scale)]), this.transpose(k, [0, 1, 3, 2])]);
     const weights = this.op('Softmax', [scores], { axis: -1 });
     return { out: this.op('MatMul', [weights, v]), weights };
   }

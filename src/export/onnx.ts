@@ -13,7 +13,8 @@ import { writeFileAtomic } from '../util/fs.js';
 import { noGrad } from '../tensor/tensor.js';
 import { VisionTransformer } from '../models/vit.js';
 import { LeNet5, ResNet, type BasicBlock } from '../models/cnn.js';
-import { BatchNorm2d, Linear, type Conv2d } from '../nn/layers.js';
+import { Linear, type BatchNorm2d, type Conv2d } from '../nn/layers.js';
+import { batchNorm, conv, imageInput, patchTokens, vitBlock } from './onnx-layers.js';
 import type { Classifier } from '../models/types.js';
 import type { ModelCard } from '../models/load.js';
 import { DEFAULT_OPSET, OnnxGraph, type Dim } from './onnx-graph.js';
@@ -60,37 +61,14 @@ function checkCard(model: Classifier, card: ExportCard): void {
   }
 }
 
-/** The input value and, with folding, (x − mean) / std in front of it. */
-function imageInput(g: OnnxGraph, model: Classifier, card: ExportCard, batch: Dim, fold: boolean): string {
-  const [c, h, w] = model.inputShape;
-  const x = g.addInput('input', [batch, c, h, w]);
-  if (!fold) return x;
-  const mean = g.initFloat('normalize.mean', card.mean, [1, c, 1, 1]);
-  const std = g.initFloat('normalize.std', card.std, [1, c, 1, 1]);
-  return g.op('Div', [g.op('Sub', [x, mean]), std]);
-}
-
-function conv(g: OnnxGraph, x: string, name: string, m: Conv2d): string {
-  const o = m.options;
-  return g.conv(x, name, m.weight, m.bias, { stride: o.stride ?? 1, padding: (o.padding ?? 0) as number | [number, number], dilation: o.dilation ?? 1, groups: o.groups ?? 1 });
-}
-
-function bn(g: OnnxGraph, x: string, name: string, m: BatchNorm2d): string {
-  return g.batchNorm(x, name, { weight: m.weight, bias: m.bias, runningMean: m.runningMean, runningVar: m.runningVar, eps: m.eps, numFeatures: m.numFeatures });
-}
-
 /** ViT / DeiT (models/vit.ts), eval mode: dropout and stochastic depth are the identity. */
 function buildViT(g: OnnxGraph, m: VisionTransformer, x: string, batch: Dim, withAttention: boolean): void {
   const c = m.config;
   const D = c.dim;
-  const H = c.heads;
-  const hd = D / H;
   const grid = m.patchEmbed.gridSize;
   const P = m.numPrefixTokens;
   const T = P + grid * grid;
-  // patch embedding: Conv (kernel = stride = patch) → [B, D, g, g] → [B, g·g, D]
-  let patches = conv(g, x, 'patch_embed.proj', m.patchEmbed.proj);
-  patches = g.transpose(g.reshape(patches, [0, D, grid * grid]), [0, 2, 1]);
+  const patches = patchTokens(g, x, 'patch_embed.proj', m.patchEmbed.proj, grid);
   // prefix tokens expanded to the batch, then + position embedding
   const prefixParts = [g.weight('cls_token', m.clsToken)];
   if (m.distToken) prefixParts.push(g.weight('dist_token', m.distToken));
@@ -100,18 +78,9 @@ function buildViT(g: OnnxGraph, m: VisionTransformer, x: string, batch: Dim, wit
   let h = g.op('Add', [g.op('Concat', [prefix, patches], { axis: 1 }), g.weight('pos_embed', m.posEmbed)]);
   let lastAttn = '';
   m.blocks.forEach((blk, i) => {
-    const p = `blocks.${i}`;
-    const n1 = g.layerNorm(h, `${p}.norm1`, blk.norm1.weight, blk.norm1.bias, blk.norm1.eps, D);
-    // qkv: [B, T, 3D] → [B, T, 3, H, hd] → [3, B, H, T, hd] → q, k, v
-    const qkv = g.transpose(g.reshape(g.linear(n1, `${p}.attn.qkv`, blk.attn.qkv.weight, blk.attn.qkv.bias), [0, T, 3, H, hd]), [2, 0, 3, 1, 4]);
-    const [q, k, v] = [0, 1, 2].map((j) => g.select(qkv, 0, j)) as [string, string, string];
-    const { out, weights } = g.attention(q, k, v, hd);
-    lastAttn = weights;
-    const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [0, T, D]);
-    h = g.op('Add', [h, g.linear(merged, `${p}.attn.proj`, blk.attn.proj.weight, blk.attn.proj.bias)]);
-    const n2 = g.layerNorm(h, `${p}.norm2`, blk.norm2.weight, blk.norm2.bias, blk.norm2.eps, D);
-    const mlp = g.linear(g.gelu(g.linear(n2, `${p}.mlp.fc1`, blk.mlp.fc1.weight, blk.mlp.fc1.bias)), `${p}.mlp.fc2`, blk.mlp.fc2.weight, blk.mlp.fc2.bias);
-    h = g.op('Add', [h, mlp]);
+    const r = vitBlock(g, blk, h, `blocks.${i}`, T);
+    h = r.out;
+    lastAttn = r.attn;
   });
   const normed = g.layerNorm(h, 'norm', m.norm.weight, m.norm.bias, m.norm.eps, D);
   if (!(m.head instanceof Linear)) throw new Error('ONNX export: this ViT has no classification head (numClasses 0)');
@@ -143,19 +112,19 @@ function buildLeNet(g: OnnxGraph, m: LeNet5, x: string, batch: Dim): void {
 }
 
 function buildBasicBlock(g: OnnxGraph, b: BasicBlock, x: string, name: string): string {
-  let h = g.op('Relu', [bn(g, conv(g, x, `${name}.conv1`, b.conv1), `${name}.bn1`, b.bn1)]);
-  h = bn(g, conv(g, h, `${name}.conv2`, b.conv2), `${name}.bn2`, b.bn2);
+  let h = g.op('Relu', [batchNorm(g, conv(g, x, `${name}.conv1`, b.conv1), `${name}.bn1`, b.bn1)]);
+  h = batchNorm(g, conv(g, h, `${name}.conv2`, b.conv2), `${name}.bn2`, b.bn2);
   let sc = x;
   if (b.shortcut) {
     const [sconv, sbn] = b.shortcut.layers as [Conv2d, BatchNorm2d];
-    sc = bn(g, conv(g, x, `${name}.shortcut.0`, sconv), `${name}.shortcut.1`, sbn);
+    sc = batchNorm(g, conv(g, x, `${name}.shortcut.0`, sconv), `${name}.shortcut.1`, sbn);
   }
   return g.op('Relu', [g.op('Add', [h, sc])]);
 }
 
 /** The CIFAR ResNets (models/cnn.ts), BatchNorm in inference mode. */
 function buildResNet(g: OnnxGraph, m: ResNet, x: string, batch: Dim): void {
-  let h = g.op('Relu', [bn(g, conv(g, x, 'conv1', m.conv1), 'bn1', m.bn1)]);
+  let h = g.op('Relu', [batchNorm(g, conv(g, x, 'conv1', m.conv1), 'bn1', m.bn1)]);
   m.stages.forEach((stage, s) => stage.forEach((b, i) => (h = buildBasicBlock(g, b, h, `layer${s + 1}.${i}`))));
   h = g.op('Flatten', [g.op('GlobalAveragePool', [h])], { axis: 1 });
   g.addOutput('logits', g.gemm(h, 'linear', m.linear.weight, m.linear.bias), [batch, m.numClasses]);
@@ -179,7 +148,7 @@ export function classifierToOnnx(model: Classifier, card: ExportCard, o: OnnxExp
   const extra: Record<string, string> = {};
   try {
     noGrad(() => {
-      const x = imageInput(g, model, card, batch, fold);
+      const x = imageInput(g, model.inputShape, card, batch, fold);
       if (model instanceof VisionTransformer) {
         family = 'vit';
         const withAttention = o.attention ?? true;

@@ -220,3 +220,21 @@ export function torchPredictions(model: Classifier, data: ImageDataset, batch = 
   });
   return out;
 }
+
+export interface DetectorParityResult {
+  images: number;
+  maxAbsLogits: number;
+  maxAbsBoxes: number;
+}
+
+/** Output parity of an exported DETR against its libtorch model on `images` ([N, C, H, W] in [0, 1]). */
+export async function detectorParity(model: { forward(x: Tensor): { logits: Tensor; boxes: Tensor } }, m: LoadedOnnx, images: Tensor): Promise<DetectorParityResult> {
+  const outs = await runOnnx(m, images);
+  const ref = inferenceMode(() =>
+    tidy(() => {
+      const r = model.forward(normalize(images, m.mean, m.std));
+      return { logits: r.logits.contiguous().data() as Float32Array, boxes: r.boxes.contiguous().data() as Float32Array };
+    }),
+  );
+  return { images: images.size(0), maxAbsLogits: maxAbsDiff(outs.logits!.data, ref.logits), maxAbsBoxes: maxAbsDiff(outs.boxes!.data, ref.boxes) };
+}
