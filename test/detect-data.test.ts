@@ -81,6 +81,7 @@ describe('canvases from real MNIST', () => {
       assert.ok(x0 >= 0 && y0 >= 0 && x1 <= 1 + 1e-12 && y1 <= 1 + 1e-12 && x1 > x0 && y1 > y0);
     }
     assert.equal(loadDetectionDataset('canvas-mnist', 'val').targets.length, 500);
+    assert.equal(loadDetectionDataset('canvas-mnist?nval=7&ntest=9', 'test').targets.length, 9);
     const e0 = trainCanvasesForEpoch('canvas-mnist?n=10', 0, 0)!;
     const e0b = trainCanvasesForEpoch('canvas-mnist?n=10', 0, 0)!;
     const e1 = trainCanvasesForEpoch('canvas-mnist?n=10', 0, 1)!;

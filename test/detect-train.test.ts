@@ -21,7 +21,7 @@ T.setNumThreads(1);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-detect-'));
 after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-const SPEC = 'canvas-mnist?n=48&size=32&scale=10-16&objects=1-2';
+const SPEC = 'canvas-mnist?n=48&nval=40&ntest=40&size=32&scale=10-16&objects=1-2';
 const TINY = { imageSize: 32, dim: 32, encoderDepth: 1, decoderDepth: 2, heads: 2, numQueries: 5, mlpRatio: 2 };
 
 describe('evaluation', () => {

