@@ -1,5 +1,6 @@
 // Augmentation of images being synthesised (differentiable, so the image loss sees it).
-import { rand, randint, tidy, type Tensor } from '../tensor/tensor.js';
+import { rand, randint, stack, tensor, tidy, type Tensor } from '../tensor/tensor.js';
+import { affineGrid, gridSample } from '../tensor/functional.js';
 
 /** What randomJitterFlip drew, for logging and tests. */
 export interface JitterFlip {
@@ -28,5 +29,45 @@ export function randomJitterFlipWithInfo(x: Tensor, maxShift: number, flipProb =
     let out = dy !== 0 || dx !== 0 ? x.roll([dy, dx], [2, 3]) : x.mul(1);
     if (flipped) out = out.flip(3);
     return { x: out, dy, dx, flipped };
+  });
+}
+
+export interface RandomAffineOptions {
+  /** Each image is zoomed by a factor drawn uniformly from [1 − scale, 1 + scale]. */
+  scale: number;
+  /** Shift, each axis uniform in ±shift pixels. */
+  shift: number;
+  /** Rotation, uniform in ±rotate degrees. */
+  rotate: number;
+  /** Value of the area uncovered by the transform (e.g. the normalised value of a black pixel). */
+  fill: number | number[];
+}
+
+/**
+ * A random affine transform per image (zoom, shift, rotation), bilinear, differentiable with respect
+ * to x. Plug-In Inversion (Ghiasi et al., 2022) found that ViTs, which have no BatchNorm statistics to
+ * anchor an inversion, give recognisable images only when the synthesised image must keep the
+ * teacher's decision under such random views; without them the teacher's confident inputs are
+ * patch-grid textures (what our sample grids showed).
+ */
+export function randomAffine(x: Tensor, o: RandomAffineOptions): Tensor {
+  if (x.ndim !== 4) throw new Error(`randomAffine: expected images [B, C, H, W], got [${x.shape.join(', ')}]`);
+  const [B, C, H, W] = x.shape as [number, number, number, number];
+  return tidy(() => {
+    const u = (): Tensor => rand([B], { device: x.device }).mul(2).sub(1);
+    const s = u().mul(o.scale).add(1).reciprocal(); // output → input coordinates: divide by the zoom
+    const a = u().mul((o.rotate * Math.PI) / 180);
+    const cos = a.cos().mul(s);
+    const sin = a.sin().mul(s);
+    const tx = u().mul((2 * o.shift) / W);
+    const ty = u().mul((2 * o.shift) / H);
+    const theta = stack([cos, sin.neg(), tx, sin, cos, ty], 1).reshape([B, 2, 3]).to(x.dtype);
+    const grid = affineGrid(theta, [B, C, H, W], false);
+    const fills = typeof o.fill === 'number' ? new Array<number>(C).fill(o.fill) : o.fill;
+    if (fills.length !== C) throw new Error(`randomAffine: ${fills.length} fill values for ${C} channels`);
+    const f = fills.every((v) => v === fills[0]) ? null : fills;
+    if (f === null) return gridSample(x.sub(fills[0]!), grid).add(fills[0]!);
+    const fillT = tensor(f, { shape: [1, C, 1, 1], device: x.device }).to(x.dtype);
+    return gridSample(x.sub(fillT), grid).add(fillT);
   });
 }

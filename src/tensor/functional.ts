@@ -75,6 +75,22 @@ export function interpolate(x: Tensor, o: InterpolateOptions): Tensor {
   return op('aten::upsample_bilinear2d', 'vec').t([x.handle, o.size ?? null, o.alignCorners ?? false, scales]);
 }
 
+/** torch.nn.functional.affine_grid: sampling grid [N, H, W, 2] for the affine maps theta [N, 2, 3]. */
+export function affineGrid(theta: Tensor, size: [number, number, number, number], alignCorners = false): Tensor {
+  return op('aten::affine_grid_generator').t([theta.handle, size, alignCorners]);
+}
+
+/** torch.nn.functional.grid_sample (differentiable in input and grid). */
+export function gridSample(
+  x: Tensor,
+  grid: Tensor,
+  o: { mode?: 'bilinear' | 'nearest'; padding?: 'zeros' | 'border' | 'reflection'; alignCorners?: boolean } = {},
+): Tensor {
+  const mode = o.mode === 'nearest' ? 1 : 0;
+  const padding = o.padding === 'border' ? 1 : o.padding === 'reflection' ? 2 : 0;
+  return op('aten::grid_sampler').t([x.handle, grid.handle, mode, padding, o.alignCorners ?? false]);
+}
+
 /**
  * Pads the last dimensions: `pad` = [left, right, top, bottom, ...] as torch.nn.functional.pad.
  * Modes: 'constant' (with value), 'reflect', 'replicate' (2-D spatial).

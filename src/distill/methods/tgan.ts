@@ -25,7 +25,7 @@ import {
   totalVariation,
   type TokenOutput,
 } from '../losses.js';
-import { randomJitterFlip } from '../augment.js';
+import { randomAffine, randomJitterFlip } from '../augment.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
 
 export const TGAN_DEFAULTS = {
@@ -62,6 +62,13 @@ export const TGAN_DEFAULTS = {
   jitter: 2,
   /** Total-variation prior on the generator's images (natural-image smoothness). */
   wTv: 0,
+  /**
+   * Random affine views (Plug-In Inversion): zoom ±augScale, shift ±augShift px, rotation ±augRotate°
+   * per image, in the generator loss and on every student batch; 0/0/0 turns them off.
+   */
+  augScale: 0,
+  augShift: 0,
+  augRotate: 0,
 };
 export type TganHparams = typeof TGAN_DEFAULTS;
 
@@ -82,6 +89,8 @@ export class Tgan implements DistillMethod {
   private readonly bank: ImageBank;
   private readonly pairs: [number, number][];
   private readonly teacherVit: VisionTransformer;
+  /** The normalised value of a black pixel: what a view's uncovered border is filled with. */
+  private readonly black: number[];
 
   constructor(ctx: DistillContext, overrides: Partial<TganHparams> = {}) {
     const h = { ...TGAN_DEFAULTS, ...overrides };
@@ -106,6 +115,7 @@ export class Tgan implements DistillMethod {
     });
     this.gen = new GeneratorTrainer(generator, h.latentDim, h.lrG);
     this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
+    this.black = ctx.mean.map((m, i) => -m / ctx.std[i]!);
     this.pairs = matchBlocks(this.teacherVit.config.depth, studentVit.config.depth);
   }
 
@@ -114,7 +124,7 @@ export class Tgan implements DistillMethod {
     const z = this.gen.latent(ctx.batchSize);
     const labels = h.conditional ? randint(0, ctx.numClasses, [ctx.batchSize]) : undefined;
     const x = this.gen.generator.forward(z, labels);
-    const xa = h.jitter > 0 ? randomJitterFlip(x, h.jitter, 0) : x;
+    const xa = this.view(x);
     const tOut = ctx.teacher.forward(xa, { returnAttention: true, returnTokens: true });
     const sOut = ctx.student.forward(xa);
     const adv = kdLoss(tOut.logits, sOut.logits, h.tau, { teacherGrad: true });
@@ -136,7 +146,15 @@ export class Tgan implements DistillMethod {
 
   studentBatch(ctx: DistillContext, fresh: SyntheticBatch, k: number): SyntheticBatch {
     const b = k === 0 || this.bank.size < 2 * ctx.batchSize ? fresh : { x: this.bank.sample(ctx.batchSize), logs: {} };
-    return this.hparams.jitter > 0 ? { ...b, x: randomJitterFlip(b.x, this.hparams.jitter, 0) } : b;
+    return { ...b, x: this.view(b.x) };
+  }
+
+  /** A random view of a batch: affine (if on), then DeepInversion's jitter (if on). */
+  private view(x: Tensor): Tensor {
+    const h = this.hparams;
+    let v = x;
+    if (h.augScale > 0 || h.augShift > 0 || h.augRotate > 0) v = randomAffine(v, { scale: h.augScale, shift: h.augShift, rotate: h.augRotate, fill: this.black });
+    return h.jitter > 0 ? randomJitterFlip(v, h.jitter, 0) : v;
   }
 
   studentLoss(ctx: DistillContext, batch: SyntheticBatch): StudentLoss {
