@@ -3,6 +3,7 @@ import { benchStep } from './step.js';
 import { benchMemory } from './memory.js';
 import { benchDistill, benchAblation, ABLATIONS } from './distill.js';
 import { benchTeacher } from './teacher.js';
+import { benchDetect } from './detect.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -14,6 +15,12 @@ const ALL_METHODS = 'tgan,dafl,dfad,zskt,deepinv,kd,noise,scratch';
 const TUNED: Record<string, Record<string, number | boolean>> = {};
 
 const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
+  detect: (tiny) =>
+    benchDetect({
+      teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),
+      methods: flag('methods', 'tgan,dfad,deepinv,kd').split(','), minutes: Number(flag('minutes', '60')),
+      scratchEpochs: Number(flag('scratch-epochs', '10')), batch: Number(flag('batch', '32')), seed: Number(flag('seed', '0')), tiny,
+    }),
   teacher: (tiny) => {
     const only = flag('teachers', '');
     return benchTeacher({ retrain: process.argv.includes('--retrain'), only: only ? only.split(',') : undefined, tiny });
