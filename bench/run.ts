@@ -2,6 +2,7 @@
 import { benchStep } from './step.js';
 import { benchMemory } from './memory.js';
 import { benchDistill, benchAblation, ABLATIONS } from './distill.js';
+import { benchInfer } from './infer.js';
 import { benchTeacher } from './teacher.js';
 import { benchDetect } from './detect.js';
 
@@ -20,6 +21,16 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
       teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),
       methods: flag('methods', 'tgan,dfad,deepinv,kd').split(','), minutes: Number(flag('minutes', '60')),
       scratchEpochs: Number(flag('scratch-epochs', '10')), batch: Number(flag('batch', '32')), seed: Number(flag('seed', '0')), tiny,
+    }),
+  // Students default to randomly initialised presets (latency, size); give trained ones for accuracy.
+  infer: (tiny) =>
+    benchInfer({
+      pairs: [
+        { name: 'vit', teacher: flag('teacher-vit', 'teachers/mnist-vit'), student: flag('student-vit', 'vit-student-28') },
+        { name: 'lenet5', teacher: flag('teacher-lenet5', 'teachers/mnist-lenet5'), student: flag('student-lenet5', 'lenet5-half-28') },
+      ],
+      batches: [1, 32], threads: Number(flag('threads', '1')),
+      ...(tiny ? { rounds: 1, callsBatch1: 3, callsLarge: 2, warmup: 1, tiny } : { rounds: Number(flag('rounds', '6')), callsBatch1: 100, callsLarge: 20, warmup: 10 }),
     }),
   teacher: (tiny) => {
     const only = flag('teachers', '');

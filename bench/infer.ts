@@ -1,0 +1,156 @@
+// bench infer: what the compression buys a user who deploys with ONNX Runtime. Teacher vs student
+// (vit-teacher-28 vs vit-student-28, lenet5-28 vs lenet5-half-28), each exported by dfkd export's
+// code (dynamic batch, normalisation folded in, the ViT's attention output included) and run in
+// onnxruntime-node on the CPU: batch 1 and 32, p50 / p95 latency per call, throughput, parameters,
+// file size, and test accuracy through ONNX Runtime for trained models. Teacher and student are
+// timed in alternating rounds on the same random input, so load on this shared machine hits both.
+import { existsSync } from 'node:fs';
+import { manualSeed, rand } from '../src/tensor/tensor.js';
+import { createModel } from '../src/models/registry.js';
+import { loadClassifier, type ModelCard } from '../src/models/load.js';
+import { countFlops } from '../src/models/flops.js';
+import type { Classifier } from '../src/models/types.js';
+import { loadMnist } from '../src/data/mnist.js';
+import { classifierToOnnx } from '../src/export/onnx.js';
+import { evaluateOnnx, loadOnnx, ort, type LoadedOnnx } from '../src/export/ort.js';
+import { writeFileAtomic } from '../src/util/fs.js';
+import { quantile, median, report } from './common.js';
+
+export interface InferPair {
+  name: string;
+  /** A run folder / checkpoint, or a preset name (then randomly initialised: latency only). */
+  teacher: string;
+  student: string;
+}
+
+export interface InferOptions {
+  pairs: InferPair[];
+  batches: number[];
+  /** ONNX Runtime intra-op threads. */
+  threads: number;
+  rounds: number;
+  /** Timed calls per model, batch size and round (scaled down for large batches). */
+  callsBatch1: number;
+  callsLarge: number;
+  warmup: number;
+  tiny?: boolean;
+}
+
+interface Entry {
+  pair: string;
+  role: 'teacher' | 'student';
+  source: string;
+  preset: string;
+  model: Classifier;
+  loaded: LoadedOnnx;
+  bytes: number;
+  params: number;
+  mflops: number;
+  accuracy: number | null;
+}
+
+async function prepare(pair: string, role: 'teacher' | 'student', source: string, threads: number, test: ReturnType<typeof loadMnist> | null): Promise<Entry> {
+  let model: Classifier;
+  let card: Pick<ModelCard, 'preset' | 'classNames' | 'mean' | 'std' | 'dataset'>;
+  let trained = false;
+  if (existsSync(source)) {
+    ({ model, card } = loadClassifier(source));
+    trained = true;
+  } else {
+    manualSeed(0);
+    model = createModel(source);
+    model.eval();
+    card = { preset: source, classNames: Array.from({ length: model.numClasses }, (_, i) => String(i)), mean: [0.1307], std: [0.3081], dataset: 'mnist' };
+  }
+  const { bytes } = classifierToOnnx(model, card, { dynamicBatch: true });
+  const loaded = await loadOnnx(bytes, { threads });
+  const accuracy = trained && test && card.dataset === 'mnist' ? (await evaluateOnnx(loaded, test)).accuracy : null;
+  return { pair, role, source, preset: card.preset, model, loaded, bytes: bytes.length, params: model.numParameters(), mflops: countFlops(model).flops / 1e6, accuracy };
+}
+
+export async function benchInfer(o: InferOptions): Promise<string> {
+  const O = await ort();
+  const test = loadMnist('test');
+  const entries: Entry[] = [];
+  for (const p of o.pairs) {
+    entries.push(await prepare(p.name, 'teacher', p.teacher, o.threads, test));
+    entries.push(await prepare(p.name, 'student', p.student, o.threads, test));
+  }
+  const times = new Map<string, number[]>(); // `${index}@${batch}` → ms per call
+  for (const batch of o.batches) {
+    const calls = batch === 1 ? o.callsBatch1 : o.callsLarge;
+    const inputs = new Map<Entry, import('onnxruntime-node').Tensor>();
+    for (const e of entries) {
+      const x = rand([batch, ...e.model.inputShape]);
+      inputs.set(e, new O.Tensor('float32', x.data() as Float32Array, [batch, ...e.model.inputShape]));
+      x.dispose();
+      for (let i = 0; i < o.warmup; i++) await e.loaded.session.run({ input: inputs.get(e)! });
+    }
+    for (let r = 0; r < o.rounds; r++) {
+      // alternate teacher / student (and pairs) within every round
+      for (const [i, e] of entries.entries()) {
+        const key = `${i}@${batch}`;
+        const list = times.get(key) ?? [];
+        for (let c = 0; c < calls; c++) {
+          const t0 = performance.now();
+          await e.loaded.session.run({ input: inputs.get(e)! });
+          list.push(performance.now() - t0);
+        }
+        times.set(key, list);
+      }
+      process.stderr.write(`batch ${batch}: round ${r + 1}/${o.rounds}\n`);
+    }
+  }
+  const rows: Record<string, unknown>[] = [];
+  for (const batch of o.batches) {
+    for (const [i, e] of entries.entries()) {
+      const t = times.get(`${i}@${batch}`)!;
+      const p50 = median(t);
+      const teacherIdx = e.role === 'student' ? i - 1 : i;
+      const tp50 = median(times.get(`${teacherIdx}@${batch}`)!);
+      const teacher = entries[teacherIdx]!;
+      rows.push({
+        pair: e.pair, role: e.role, model: e.preset, batch,
+        p50_ms: p50, p95_ms: quantile(t, 0.95), throughput: (batch * 1000) / p50,
+        speedup_vs_teacher: tp50 / p50,
+        params: e.params, mflops: e.mflops, bytes: e.bytes,
+        test_acc: e.accuracy, retention: e.accuracy !== null && teacher.accuracy ? e.accuracy / teacher.accuracy : null,
+        calls: t.length,
+      });
+    }
+  }
+  for (const e of entries) await e.loaded.session.release();
+  const name = o.tiny ? 'infer-tiny' : 'infer';
+  const file = report({
+    name,
+    config: {
+      runtime: `onnxruntime-node ${O.env.versions.node ?? ''} (CPU execution provider)`, intra_op_threads: o.threads, inter_op_threads: 1,
+      graph_optimization: 'all', batches: o.batches, rounds: o.rounds, calls_batch1: o.callsBatch1, calls_large: o.callsLarge, warmup: o.warmup,
+      export: 'dfkd export defaults: opset 17, dynamic batch, normalisation folded in, ViT attention output included',
+      models: entries.map((e) => ({ pair: e.pair, role: e.role, source: e.source, trained: e.accuracy !== null })),
+      test_set: 'MNIST test split (1,005 images), accuracy computed in ONNX Runtime',
+    },
+    results: rows,
+    // BENCHMARKS.md: speed-up of each student over its teacher (p50 ratio), per batch size
+    summary: Object.fromEntries(o.batches.map((b) => [`speedup_batch${b}`, Object.fromEntries(o.pairs.map((p) => [
+      p.name, rows.find((x) => x.pair === p.name && x.role === 'student' && x.batch === b)!.speedup_vs_teacher,
+    ]))])),
+  });
+  writeFileAtomic(file.replace(/\.json$/, '.md'), markdown(rows, o.threads));
+  return file;
+}
+
+/** The README table. */
+export function markdown(rows: Record<string, unknown>[], threads: number): string {
+  const f = (v: unknown, d = 2): string => (typeof v === 'number' ? v.toFixed(d) : '—');
+  const pct = (v: unknown): string => (typeof v === 'number' ? `${(100 * v).toFixed(2)}%` : '—');
+  const lines = [
+    `| model | role | batch | p50 ms | p95 ms | images/s | speed-up | params | MFLOPs | .onnx KiB | test acc (ORT) | retention |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|---|`,
+  ];
+  for (const r of rows) {
+    lines.push(`| \`${String(r.model)}\` | ${String(r.role)} | ${String(r.batch)} | ${f(r.p50_ms, 3)} | ${f(r.p95_ms, 3)} | ${f(r.throughput, 0)} | ${r.role === 'student' ? `${f(r.speedup_vs_teacher, 2)}×` : '1×'} | ${(r.params as number).toLocaleString('en-US')} | ${f(r.mflops, 1)} | ${f((r.bytes as number) / 1024, 1)} | ${pct(r.test_acc)} | ${r.role === 'student' ? pct(r.retention) : ''} |`);
+  }
+  lines.push('', `onnxruntime-node, CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}; latency per session.run call (one batch); images/s = batch / p50.`);
+  return lines.join('\n') + '\n';
+}
