@@ -39,6 +39,7 @@ export interface DistillCliOptions {
   sampleEvery: number;
   checkpointEvery: number;
   studentLr?: number;
+  studentInit?: 'random' | 'select';
   cosine: boolean;
   clipNorm: number;
   out?: string;
@@ -71,7 +72,7 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
     cosine: o.cosine,
     clipNorm: o.clipNorm,
   };
-  const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop };
+  const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill: ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);
   const bar = progressBar('distill', '{logs} | val {val} | {ips} it/s');

@@ -15,6 +15,8 @@ import { evaluateClassifier } from '../train/classifier.js';
 import { distillLoop, type LoopConfig, type LoopHooks } from './loop.js';
 import { createMethod, METHODS } from './methods/index.js';
 import type { DistillContext } from './types.js';
+import { selectWeights } from './init.js';
+import type { Module } from '../nn/module.js';
 
 export interface DistillRunConfig {
   teacher: string;
@@ -23,6 +25,8 @@ export interface DistillRunConfig {
   /** Method hyper-parameter overrides (each a CLI flag). */
   hparams: Record<string, number | boolean>;
   loop: LoopConfig;
+  /** The student's initial weights: random (the preset's init), or selected from the teacher's (init.ts). */
+  studentInit?: 'random' | 'select';
 }
 
 export interface DistillResult {
@@ -63,6 +67,11 @@ export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resu
   manualSeed(cfg.loop.seed);
   const student = createModel(cfg.student, { numClasses: card.numClasses } as never);
   checkStudentFits(teacher, student, cfg.student, cfg.teacher);
+  if (cfg.studentInit === 'select') {
+    const r = selectWeights(teacher as unknown as Module, student as unknown as Module);
+    if (Object.keys(r.selected).length === 0) throw new Error(`--student-init select: no parameter of ${cfg.student} matches the teacher's (${cfg.teacher}); it needs the same model family`);
+    opts.log?.(`student init: ${Object.keys(r.selected).length} tensors selected from the teacher, ${Object.keys(r.kept).length} kept random`);
+  }
   const val = loadDataset(card.dataset, 'val');
   const ctx: DistillContext = {
     teacher,
