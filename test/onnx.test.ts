@@ -15,10 +15,11 @@ import { evaluateClassifier } from '../src/train/classifier.js';
 import type { Classifier } from '../src/models/types.js';
 import { classifierToOnnx, type ExportCard } from '../src/export/onnx.js';
 import { OnnxGraph, decodeModel, metadataOf, onnx } from '../src/export/onnx-graph.js';
-import { classifierParity, evaluateOnnx, loadOnnx, maxAbsDiff, ort, runOnnx, torchPredictions } from '../src/export/ort.js';
+import { classifierParity, evaluateOnnx, evaluateOnnxDetector, loadOnnx, maxAbsDiff, ort, runOnnx, torchPredictions } from '../src/export/ort.js';
 import { detectorToOnnx } from '../src/export/onnx-detr.js';
 import { createDetector } from '../src/models/detr.js';
-import { canvasImages, canvasSource, composeCanvases } from '../src/data/canvas.js';
+import { canvasImages, canvasSource, canvasTargets, composeCanvases } from '../src/data/canvas.js';
+import { evaluateDetector, predict } from '../src/detect/evaluate.js';
 import { normalize } from '../src/data/augment.js';
 import { saveCheckpoint } from '../src/export/checkpoint.js';
 
@@ -176,6 +177,18 @@ describe('DETR detector → onnxruntime-node parity (real MNIST test digits on 6
       assert.ok(maxAbsDiff(outs.logits!.data, ref.logits) <= TOL, `logits ${maxAbsDiff(outs.logits!.data, ref.logits)}`);
       assert.ok(maxAbsDiff(outs.boxes!.data, ref.boxes) <= TOL, `boxes ${maxAbsDiff(outs.boxes!.data, ref.boxes)}`);
       assert.equal(loaded.metadata['vit_dfkd.task'], 'detection');
+      // mAP through ONNX Runtime (vit-dfkd's post-processing and COCO evaluation on ORT's outputs)
+      // equals vit-dfkd's, query by query.
+      const data = { name: 'canvas', split: 'test' as const, images: x, targets: canvasTargets(canvases.objects, 64), numClasses: 10, classNames: test28.classNames, mean: c.mean, std: c.std };
+      const viaOrt = await evaluateOnnxDetector(loaded, data);
+      const viaTorch = evaluateDetector(m, data);
+      assert.equal(viaOrt.map, viaTorch.map);
+      assert.equal(viaOrt.ap50, viaTorch.ap50);
+      const torchPreds = predict(m, data);
+      viaOrt.predictions.forEach((ps, i) => ps.forEach((p, q) => {
+        assert.equal(p.label, torchPreds[i]![q]!.label);
+        assert.ok(Math.abs(p.score - torchPreds[i]![q]!.score) <= 1e-5);
+      }));
       x.dispose();
       await loaded.session.release();
     });

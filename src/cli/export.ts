@@ -9,7 +9,8 @@ import { createDetector, type DETR, type DetrConfig } from '../models/detr.js';
 import { detectorToOnnx, type DetectorExportCard } from '../export/onnx-detr.js';
 import { rand, type Tensor } from '../tensor/tensor.js';
 import { classifierToOnnx } from '../export/onnx.js';
-import { classifierParity, detectorParity, evaluateOnnx, loadOnnx, torchPredictions, type ParityResult } from '../export/ort.js';
+import { classifierParity, detectorParity, evaluateOnnx, evaluateOnnxDetector, loadOnnx, torchPredictions, type ParityResult } from '../export/ort.js';
+import { evaluateDetector, predict } from '../detect/evaluate.js';
 import { evaluateClassifier } from '../train/classifier.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { progressBar } from './progress.js';
@@ -72,8 +73,19 @@ async function exportDetector(o: ExportCliOptions): Promise<void> {
       throw new Error(`ONNX Runtime and libtorch disagree: max |Δlogits| ${parity.maxAbsLogits.toExponential(2)}, max |Δboxes| ${parity.maxAbsBoxes.toExponential(2)} > ${o.tolerance} on ${source}; nothing written`);
     }
   }
-  if (o.eval) throw new Error('--eval is for classifiers (detector mAP through ONNX Runtime is not wired into dfkd export yet)');
   writeFileAtomic(o.onnx, bytes);
+  if (o.eval) {
+    const data = loadDetectionDataset(card.dataset ?? '', 'test');
+    const ortEval = await evaluateOnnxDetector(loaded, data);
+    const torchEval = evaluateDetector(model, data);
+    const torchPred = predict(model, data);
+    const labelsDiffer = ortEval.predictions.reduce((a, ps, i) => a + ps.filter((p, q) => p.label !== torchPred[i]![q]!.label).length, 0);
+    report.eval = {
+      dataset: card.dataset, split: 'test', images: ortEval.images,
+      onnxruntime_map: ortEval.map, vit_dfkd_map: torchEval.map, onnxruntime_ap50: ortEval.ap50, vit_dfkd_ap50: torchEval.ap50, query_labels_differ: labelsDiffer,
+    };
+    data.images.dispose();
+  }
   await loaded.session.release();
   if (o.json) {
     say(JSON.stringify(report, null, 2));
@@ -84,6 +96,11 @@ async function exportDetector(o: ExportCliOptions): Promise<void> {
   for (const v of info.outputs) say(`  output ${v.name} [${v.dims.join(', ')}]`);
   const p = report.parity as { source: string; maxAbsLogits: number; maxAbsBoxes: number } | undefined;
   if (p) say(`parity vs libtorch on ${p.source}: max |Δlogits| ${p.maxAbsLogits.toExponential(2)}, max |Δboxes| ${p.maxAbsBoxes.toExponential(2)} (tolerance ${o.tolerance})`);
+  const ev = report.eval as { images: number; onnxruntime_map: number; vit_dfkd_map: number; onnxruntime_ap50: number; vit_dfkd_ap50: number; query_labels_differ: number } | undefined;
+  if (ev) {
+    say(`test mAP@[.5:.95] (${ev.images} images): ONNX Runtime ${ev.onnxruntime_map.toFixed(4)}, vit-dfkd ${ev.vit_dfkd_map.toFixed(4)}; ` +
+      `AP50 ${ev.onnxruntime_ap50.toFixed(4)} vs ${ev.vit_dfkd_ap50.toFixed(4)}; ${ev.query_labels_differ} query labels differ`);
+  }
 }
 
 export async function runExportCommand(o: ExportCliOptions): Promise<void> {

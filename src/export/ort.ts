@@ -2,7 +2,9 @@
 // libtorch model: output parity on real images, and accuracy through ONNX Runtime.
 import { readFileSync } from 'node:fs';
 import type { InferenceSession } from 'onnxruntime-node';
-import { inferenceMode, tidy, type Tensor } from '../tensor/tensor.js';
+import { inferenceMode, tensor, tidy, type Tensor } from '../tensor/tensor.js';
+import type { DetectionDataset } from '../data/detection.js';
+import { mapOf, postprocess, type Prediction } from '../detect/evaluate.js';
 import { normalize } from '../data/augment.js';
 import type { ImageDataset } from '../data/types.js';
 import type { Classifier } from '../models/types.js';
@@ -237,4 +239,30 @@ export async function detectorParity(model: { forward(x: Tensor): { logits: Tens
     }),
   );
   return { images: images.size(0), maxAbsLogits: maxAbsDiff(outs.logits!.data, ref.logits), maxAbsBoxes: maxAbsDiff(outs.boxes!.data, ref.boxes) };
+}
+
+export interface OnnxDetectorEval {
+  /** COCO mAP@[.5:.95], AP50 computed from ONNX Runtime's outputs with vit-dfkd's post-processing. */
+  map: number;
+  ap50: number;
+  images: number;
+  predictions: Prediction[][];
+}
+
+/**
+ * mAP of an exported DETR on a labelled detection set, its logits and boxes computed entirely in
+ * ONNX Runtime, then DETR's post-processing and the COCO evaluation of src/detect (the same code
+ * `dfkd eval` runs on the libtorch model's outputs).
+ */
+export async function evaluateOnnxDetector(m: LoadedOnnx, data: Pick<DetectionDataset, 'images' | 'targets' | 'numClasses'>, o: { batch?: number } = {}): Promise<OnnxDetectorEval> {
+  const outs = await runOnnx(m, data.images, o.batch ?? 250);
+  const n = data.images.size(0);
+  const logitsPer = outs.logits!.perImage;
+  const Q = outs.boxes!.perImage / 4;
+  const predictions = tidy(() => postprocess(
+    tensor(outs.logits!.data, { shape: [n, Q, logitsPer / Q] }),
+    tensor(outs.boxes!.data, { shape: [n, Q, 4] }),
+  ));
+  const r = mapOf(predictions, data.targets, data.numClasses);
+  return { map: r.map, ap50: r.ap50, images: n, predictions };
 }
