@@ -184,8 +184,8 @@ distill.action(async (o: DistillCliOptions & { threads?: number; device: string;
 
 program
   .command('export')
-  .description('export a trained classifier to ONNX (standard operators, weights as initialisers, metadata), checked against libtorch in ONNX Runtime before writing')
-  .requiredOption('--model <path>', 'a run folder made by dfkd train / distill, or a checkpoint')
+  .description('export a trained classifier (ViT/DeiT, LeNet-5, ResNet) or DETR detector to ONNX (standard operators, weights as initialisers, metadata), checked against libtorch in ONNX Runtime before writing')
+  .requiredOption('--model <path>', 'a run folder made by dfkd train / distill (classifier or detector), or a checkpoint')
   .requiredOption('--onnx <file>', 'output .onnx file')
   .addOption(new Option('--opset <n>', 'ONNX opset (13-21)').argParser(positiveInt).default(17))
   .option('--dynamic-batch', "a symbolic batch dimension ('batch') instead of a fixed one", false)
@@ -194,7 +194,7 @@ program
   .option('--no-attention', "ViT: leave out the 'attention' output (class-token attention map)")
   .addOption(new Option('--verify <n>', 'parity check on n real test images before writing (0 = skip)').argParser(nonNegativeInt).default(100))
   .addOption(new Option('--tolerance <x>', 'largest max-abs difference allowed by the parity check').argParser(positiveNumber).default(1e-4))
-  .option('--eval', 'test accuracy through ONNX Runtime and through vit-dfkd', false)
+  .option('--eval', 'test accuracy (detectors: mAP) through ONNX Runtime and through vit-dfkd', false)
   .option('--json', 'print the result as JSON', false)
   .addOption(new Option('--threads <n>', 'libtorch intra-op threads').argParser(positiveInt))
   .action(async (o: import('./export.js').ExportCliOptions & { threads?: number }) => {
