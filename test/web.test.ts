@@ -83,7 +83,7 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
       task: 'detect', preset: 'detr-student-64', overrides: { numClasses: 10 }, dataset: 'canvas-mnist', numClasses: 10,
       classNames: testSet.classNames, inputShape: [1, 64, 64], mean: [0.5], std: [0.5],
     });
-    server = await startServer({ models: [teacherDir, join(tmp, 'detr')], port: 0, host: '127.0.0.1' });
+    server = await startServer({ models: [teacherDir, join(tmp, 'detr'), join(REPO, 'teachers/mnist-lenet5')], port: 0, host: '127.0.0.1' });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: chromiumPath!, headless: true, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1100, height: 1100 } });
@@ -116,7 +116,7 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
 
   test('the page lists the served models from their ONNX metadata', async () => {
     const models = await page.evaluate(() => (window as unknown as { dfkd: { models: { name: string; task: string; classes: string[]; patchGrid?: number }[] } }).dfkd.models);
-    assert.deepEqual(models.map((m) => [m.name, m.task]), [['mnist-vit', 'classification'], ['detr', 'detection']]);
+    assert.deepEqual(models.map((m) => [m.name, m.task]), [['mnist-vit', 'classification'], ['detr', 'detection'], ['mnist-lenet5', 'classification']]);
     assert.deepEqual(models[0]!.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     assert.equal(models[0]!.patchGrid, 7);
   });
@@ -172,6 +172,29 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
     const probs = s.lastResult.top3.map((t) => t.p);
     assert.ok(probs[0]! >= probs[1]! && probs[1]! >= probs[2]!);
     await page.screenshot({ path: join(ARTIFACTS, 'web-draw.png'), fullPage: true });
+  });
+
+  test('"Real test digit" with the LeNet-5 teacher selected: the page predicts what vit-dfkd predicts; no attention map for a CNN', async () => {
+    const { model: lenet } = loadClassifier(join(REPO, 'teachers/mnist-lenet5'));
+    // Switching models re-classifies what is on the canvas (the drawn 7): wait for that first.
+    const r0 = (await pageState()).runs;
+    await page.selectOption('#model', 'mnist-lenet5');
+    await page.waitForFunction((n) => (window as unknown as { dfkd: { runs: number } }).dfkd.runs > n, r0);
+    assert.equal((await pageState()).lastResult.top3[0]!.name, '7');
+    for (let k = 0; k < 3; k++) {
+      const before = (await pageState()).runs;
+      await page.click('#sample');
+      await page.waitForFunction((n) => (window as unknown as { dfkd: { runs: number } }).dfkd.runs > n, before);
+      await page.waitForFunction(() => /MNIST test digit #\d+ \(label \d\)/.test(document.getElementById('status')!.textContent ?? ''));
+      const s = await pageState();
+      const logits = T.inferenceMode(() => T.tidy(() => lenet.forward(normalize(T.tensor(s.lastInput, { shape: [1, 1, 28, 28] }), [0.1307], [0.3081])).logits.toArray()));
+      assert.equal(s.lastResult.top3[0]!.index, logits.indexOf(Math.max(...logits)));
+      assert.ok(maxAbsDiff(s.lastResult.logits, logits) <= TOL);
+      assert.equal(s.lastResult.attention, null);
+    }
+    assert.equal(await page.isHidden('#attention-toggle'), true);
+    await page.screenshot({ path: join(ARTIFACTS, 'web-lenet.png'), fullPage: true });
+    await page.selectOption('#model', 'mnist-vit');
   });
 
   test('the detector runs on a generated canvas of real digits: boxes and logits are libtorch\'s', async () => {
