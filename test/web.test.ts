@@ -13,6 +13,8 @@ import type { Browser, Page } from 'playwright-core';
 import * as T from '../src/index.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { loadClassifier } from '../src/models/load.js';
+import { createModel } from '../src/models/registry.js';
+import { classifierToOnnx } from '../src/export/onnx.js';
 import { createDetector } from '../src/models/detr.js';
 import { saveCheckpoint } from '../src/export/checkpoint.js';
 import { normalize } from '../src/data/augment.js';
@@ -67,6 +69,9 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
   const teacherDir = join(REPO, 'teachers/mnist-vit');
   const { model: teacher } = loadClassifier(teacherDir);
   const testSet = loadMnist('test');
+  T.manualSeed(1);
+  const resnet = createModel('resnet18-cifar', { widths: [8, 8, 16, 16], blocks: [1, 1, 1, 1] } as never);
+  const RESNET_CARD = { preset: 'resnet18-cifar', classNames: ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck'], mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616], dataset: 'cifar10' };
   let server: RunningServer;
   let browser: Browser;
   let page: Page;
@@ -83,7 +88,10 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
       task: 'detect', preset: 'detr-student-64', overrides: { numClasses: 10 }, dataset: 'canvas-mnist', numClasses: 10,
       classNames: testSet.classNames, inputShape: [1, 64, 64], mean: [0.5], std: [0.5],
     });
-    server = await startServer({ models: [teacherDir, join(tmp, 'detr'), join(REPO, 'teachers/mnist-lenet5')], port: 0, host: '127.0.0.1' });
+    // A colour model served from an .onnx file that does not normalise itself (external normalisation).
+    resnet.eval();
+    writeFileSync(join(tmp, 'cifar-resnet.onnx'), classifierToOnnx(resnet, RESNET_CARD, { dynamicBatch: true, foldNormalization: false }).bytes);
+    server = await startServer({ models: [teacherDir, join(tmp, 'detr'), join(REPO, 'teachers/mnist-lenet5'), join(tmp, 'cifar-resnet.onnx')], port: 0, host: '127.0.0.1' });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: chromiumPath!, headless: true, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1100, height: 1100 } });
@@ -116,7 +124,7 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
 
   test('the page lists the served models from their ONNX metadata', async () => {
     const models = await page.evaluate(() => (window as unknown as { dfkd: { models: { name: string; task: string; classes: string[]; patchGrid?: number }[] } }).dfkd.models);
-    assert.deepEqual(models.map((m) => [m.name, m.task]), [['mnist-vit', 'classification'], ['detr', 'detection'], ['mnist-lenet5', 'classification']]);
+    assert.deepEqual(models.map((m) => [m.name, m.task]), [['mnist-vit', 'classification'], ['detr', 'detection'], ['mnist-lenet5', 'classification'], ['cifar-resnet', 'classification']]);
     assert.deepEqual(models[0]!.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     assert.equal(models[0]!.patchGrid, 7);
   });
@@ -194,6 +202,28 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
     }
     assert.equal(await page.isHidden('#attention-toggle'), true);
     await page.screenshot({ path: join(ARTIFACTS, 'web-lenet.png'), fullPage: true });
+    await page.selectOption('#model', 'mnist-vit');
+  });
+
+  test('a colour model (CIFAR ResNet, external normalisation): an uploaded colour image keeps its colours; logits are libtorch\'s', async () => {
+    await page.selectOption('#model', 'cifar-resnet');
+    const png = new PNG({ width: 32, height: 32 });
+    for (let y = 0; y < 32; y++) for (let x = 0; x < 32; x++) png.data.set([8 * x, 8 * y, 255 - 4 * (x + y), 255], 4 * (y * 32 + x));
+    const file = join(tmp, 'colour.png');
+    writeFileSync(file, PNG.sync.write(png));
+    await page.waitForFunction(() => (window as unknown as { dfkd: { lastResult: { model: string } } }).dfkd.lastResult.model === 'cifar-resnet');
+    const before = (await pageState()).runs;
+    await page.setInputFiles('#upload', file);
+    await page.waitForFunction((n) => (window as unknown as { dfkd: { runs: number } }).dfkd.runs > n, before);
+    const s = (await page.evaluate(() => (window as unknown as { dfkd: unknown }).dfkd)) as PageState & { lastPixels: number[] };
+    // the page fed the PNG's own colour planes, then (x − mean) / std
+    assert.equal(s.lastPixels.length, 3 * 32 * 32);
+    assert.ok(Math.abs(s.lastPixels[5]! - 40 / 255) < 1e-6 && Math.abs(s.lastPixels[1024 + 32 * 7]! - 56 / 255) < 1e-6);
+    assert.ok(Math.abs(s.lastInput[0]! - (0 - 0.4914) / 0.247) < 1e-5);
+    const logits = T.inferenceMode(() => T.tidy(() => resnet.forward(normalize(T.tensor(s.lastPixels, { shape: [1, 3, 32, 32] }), RESNET_CARD.mean, RESNET_CARD.std)).logits.toArray()));
+    assert.ok(maxAbsDiff(s.lastResult.logits, logits) <= TOL);
+    assert.equal(s.lastResult.top3[0]!.name, RESNET_CARD.classNames[logits.indexOf(Math.max(...logits))]);
+    await page.screenshot({ path: join(ARTIFACTS, 'web-colour.png'), fullPage: true });
     await page.selectOption('#model', 'mnist-vit');
   });
 

@@ -159,12 +159,46 @@ function softmax(row) {
 
 let current = null; // the selected classifier's /models.json entry
 
+/** Colour planes [3 × size × size] in [0, 1] of an image resized to the model's size (colour models). */
+function rgbPlanes(img, size) {
+  const c = canvasOf(size, size);
+  const ctx = c.getContext('2d');
+  ctx.imageSmoothingQuality = 'high';
+  ctx.drawImage(img, 0, 0, size, size);
+  const d = ctx.getImageData(0, 0, size, size).data;
+  const out = new Float32Array(3 * size * size);
+  for (let i = 0; i < size * size; i++) for (let k = 0; k < 3; k++) out[k * size * size + i] = d[4 * i + k] / 255;
+  return out;
+}
+
+/** Draws CHW planes (1 or 3 channels) in [0, 1] onto a canvas, upscaled without smoothing. */
+function drawPlanes(canvas, planes, c, w, h) {
+  const small = canvasOf(w, h);
+  const sctx = small.getContext('2d');
+  const img = sctx.createImageData(w, h);
+  for (let i = 0; i < w * h; i++) {
+    for (let k = 0; k < 3; k++) img.data[4 * i + k] = Math.round(planes[(c === 3 ? k : 0) * w * h + i] * 255);
+    img.data[4 * i + 3] = 255;
+  }
+  sctx.putImageData(img, 0, 0);
+  const ctx = canvas.getContext('2d');
+  ctx.imageSmoothingEnabled = false;
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+}
+
+/**
+ * Classifies `pixels`: one grey plane [h × w] (repeated over the model's channels) or all the
+ * model's channel planes [c × h × w], values in [0, 1].
+ */
 async function classify(pixels) {
   const model = current;
   const [c, h, w] = model.inputShape;
-  const input = new Float32Array(c * h * w);
-  for (let k = 0; k < c; k++) input.set(pixels, k * h * w);
-  if (model.normalization === 'external') for (let i = 0; i < input.length; i++) input[i] = (input[i] - model.mean[Math.floor(i / (h * w))]) / model.std[Math.floor(i / (h * w))];
+  const px = new Float32Array(c * h * w);
+  if (pixels.length === c * h * w) px.set(pixels);
+  else for (let k = 0; k < c; k++) px.set(pixels, k * h * w);
+  // what the model is fed: the pixels, or (x − mean) / std when the file does not normalise itself
+  const input = model.normalization === 'external' ? px.map((v, i) => (v - model.mean[Math.floor(i / (h * w))]) / model.std[Math.floor(i / (h * w))]) : px;
   const s = await session(model);
   const t0 = performance.now();
   const out = await s.run({ input: new ort.Tensor('float32', input, [1, c, h, w]) });
@@ -175,7 +209,7 @@ async function classify(pixels) {
   const top3 = order.slice(0, 3).map(([p, i]) => ({ index: i, name: model.classes[i] ?? String(i), p }));
   const attention = out.attention ? Array.from(out.attention.data) : null;
 
-  drawGrey($('input-view'), pixels, w, h);
+  drawPlanes($('input-view'), px, c, w, h);
   const av = $('attention-view').getContext('2d');
   av.clearRect(0, 0, 196, 196);
   if (attention && model.patchGrid) {
@@ -208,6 +242,7 @@ async function classify(pixels) {
   }));
   $('timing').textContent = `${model.name}: ${ms.toFixed(1)} ms in onnxruntime-web (wasm, 1 thread)`;
   state.lastInput = Array.from(input);
+  state.lastPixels = Array.from(px);
   state.lastResult = { model: model.name, logits, top3, attention, ms };
   state.runs++;
 }
@@ -225,7 +260,15 @@ async function classifyDrawing() {
 }
 
 async function classifyImage(img) {
-  const [, h, w] = current.inputShape;
+  const [c, h, w] = current.inputShape;
+  if (c === 3) {
+    // A colour model (e.g. a CIFAR ResNet): the image's own colours, resized to the input size.
+    const planes = rgbPlanes(img, h);
+    drawPlanes($('draw'), planes, 3, h, w);
+    await classify(planes);
+    status('ready');
+    return;
+  }
   const { grey, w: iw, h: ih } = imageGrey(img);
   // Show it on the drawing canvas, then feed it: as is when it already has the model's size (e.g. an
   // MNIST digit), MNIST-style centred otherwise.
