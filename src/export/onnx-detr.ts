@@ -26,6 +26,11 @@ export interface DetectorExportCard {
 
 export function detectorToOnnx(model: DETR, card: DetectorExportCard, o: Omit<OnnxExportOptions, 'attention'> = {}): { bytes: Uint8Array; info: Omit<OnnxExportInfo, 'family'> & { family: 'detr' } } {
   const c = model.config;
+  // Variants this graph does not describe (anchor queries with box refinement, a convolutional stem)
+  // are refused rather than exported wrongly.
+  const extra = c as unknown as { anchors?: boolean; stem?: string };
+  if (extra.anchors) throw new Error('ONNX export: DETR with anchor queries (anchors: true) is not supported yet');
+  if (extra.stem !== undefined && extra.stem !== 'patch') throw new Error(`ONNX export: DETR with the '${extra.stem}' stem is not supported yet (only the patch stem)`);
   if (!Array.isArray(card.classNames) || card.classNames.length !== c.numClasses) {
     throw new Error(`ONNX export: the detector has ${c.numClasses} classes but ${card.classNames?.length ?? 0} class names in its card`);
   }
