@@ -4,7 +4,7 @@
 // each loss term removed in turn, same seed and budget.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runDistillation, type DistillResult } from '../src/distill/run.js';
+import { runDistillation, type DistillResult, type StudentInit } from '../src/distill/run.js';
 import type { LoopConfig } from '../src/distill/loop.js';
 import { writeComparisonReport } from '../src/report/html.js';
 import { BENCH_DIR, report } from './common.js';
@@ -44,10 +44,17 @@ function curve(runDir: string): [number, number][] {
     .map((r) => [r.seconds, r.val_acc]);
 }
 
-function runOne(o: DistillBenchOptions, method: string, label: string, hparams: Record<string, number | boolean>, runsDir: string): { result: DistillResult; curve: [number, number][] } {
+function runOne(
+  o: DistillBenchOptions,
+  method: string,
+  label: string,
+  hparams: Record<string, number | boolean>,
+  runsDir: string,
+  studentInit: StudentInit = 'auto',
+): { result: DistillResult; curve: [number, number][] } {
   const out = join(runsDir, label);
-  process.stderr.write(`\n== ${label}: ${method} ${JSON.stringify(hparams)} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
-  const result = runDistillation({ teacher: o.teacher, student: o.student, method, hparams, loop: loopConfig(o) }, out, {
+  process.stderr.write(`\n== ${label}: ${method} ${JSON.stringify(hparams)} student-init ${studentInit} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
+  const result = runDistillation({ teacher: o.teacher, student: o.student, method, hparams, loop: loopConfig(o), studentInit }, out, {
     onEval: (row) => process.stderr.write(`  it ${row.iteration} ${row.seconds.toFixed(0)} s: val ${(100 * (row.val_acc ?? 0)).toFixed(2)}%\n`),
   });
   process.stderr.write(`  test ${(100 * result.test_acc).toFixed(2)}% retention ${(100 * result.retention).toFixed(2)}% (${result.iterations} it)\n`);
@@ -86,15 +93,21 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
   return file;
 }
 
-/** The tgan loss terms, each removed in turn (weight 0), on the same seed and budget. */
-export const ABLATIONS: Record<string, Record<string, number>> = {
-  full: {},
-  'no-adversarial': { wAdv: 0 },
-  'no-attention': { lambdaAttn: 0 },
-  'no-dafl-priors': { wOh: 0, wIe: 0 },
-  'no-patch': { lambdaPatch: 0 },
-  'no-ce': { lambdaCE: 0 },
-  'no-replay': { studentSteps: 1 },
+/**
+ * The tgan loss terms, each removed in turn (weight 0), and the other choices of our tgan (affine
+ * views, the class-conditional generator, the student's weight-selection init), on the same seed and budget.
+ */
+export const ABLATIONS: Record<string, { hparams: Record<string, number | boolean>; studentInit?: StudentInit }> = {
+  full: { hparams: {} },
+  'no-adversarial': { hparams: { wAdv: 0 } },
+  'no-attention': { hparams: { lambdaAttn: 0 } },
+  'no-dafl-priors': { hparams: { wOh: 0, wIe: 0 } },
+  'no-patch': { hparams: { lambdaPatch: 0 } },
+  'no-ce': { hparams: { lambdaCE: 0 } },
+  'no-replay': { hparams: { studentSteps: 1 } },
+  'no-affine-views': { hparams: { augScale: 0, augShift: 0, augRotate: 0 } },
+  unconditional: { hparams: { conditional: false } },
+  'random-init': { hparams: {}, studentInit: 'random' },
 };
 
 export async function benchAblation(o: DistillBenchOptions & { variants: string[] }): Promise<string> {
@@ -104,8 +117,9 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
   const curves: { name: string; points: [number, number][] }[] = [];
   const base = o.hparams?.tgan ?? {};
   for (const variant of o.variants) {
-    const h = { ...base, ...ABLATIONS[variant] };
-    const { result, curve: c } = runOne(o, 'tgan', variant, h, runsDir);
+    const v = ABLATIONS[variant];
+    if (!v) throw new Error(`unknown ablation '${variant}'; available: ${Object.keys(ABLATIONS).join(', ')}`);
+    const { result, curve: c } = runOne(o, 'tgan', variant, { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto');
     rows.push({ variant, test_acc: result.test_acc, retention: result.retention, iterations: result.iterations, seconds: result.seconds });
     curves.push({ name: variant, points: c });
   }

@@ -3,7 +3,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../src/tensor/tensor.js';
 import { VisionTransformer } from '../src/models/vit.js';
-import { selectWeights, uniformIndices } from '../src/distill/init.js';
+import { canSelectWeights, selectWeights, uniformIndices } from '../src/distill/init.js';
+import { resolveStudentInit } from '../src/distill/run.js';
 import { createModel } from '../src/models/registry.js';
 
 T.setNumThreads(1);
@@ -65,5 +66,20 @@ describe('weight selection (Xu et al. 2024)', () => {
     assert.equal(Object.keys(r.selected).length, student.namedParameters().length);
     teacher.dispose();
     student.dispose();
+  });
+
+  test("--student-init auto: select for a same-family student, random for another family and for scratch", () => {
+    const teacher = createModel('vit-teacher-28');
+    const student = createModel('vit-student-28');
+    const lenet = createModel('lenet5-half-28');
+    assert.ok(canSelectWeights(teacher as never, student as never));
+    assert.ok(!canSelectWeights(teacher as never, lenet as never));
+    assert.ok(!canSelectWeights(student as never, teacher as never), 'a larger student cannot be selected from a smaller teacher');
+    assert.equal(resolveStudentInit('auto', 'tgan', teacher, student), 'select');
+    assert.equal(resolveStudentInit('auto', 'scratch', teacher, student), 'random');
+    assert.equal(resolveStudentInit('auto', 'dafl', teacher, lenet), 'random');
+    assert.equal(resolveStudentInit('random', 'tgan', teacher, student), 'random');
+    assert.equal(resolveStudentInit('select', 'scratch', teacher, student), 'select');
+    for (const m of [teacher, student, lenet]) m.dispose();
   });
 });

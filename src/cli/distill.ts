@@ -39,7 +39,7 @@ export interface DistillCliOptions {
   sampleEvery: number;
   checkpointEvery: number;
   studentLr?: number;
-  studentInit?: 'random' | 'select';
+  studentInit?: 'random' | 'select' | 'auto';
   cosine: boolean;
   clipNorm: number;
   out?: string;

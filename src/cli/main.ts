@@ -150,7 +150,7 @@ const distill = program
   .addOption(new Option('--sample-every <k>', 'sample grid every k iterations').argParser(positiveInt).default(100))
   .addOption(new Option('--checkpoint-every <k>', 'checkpoint every k iterations').argParser(positiveInt).default(50))
   .addOption(new Option('--student-lr <x>', "student learning rate (default: the method's)").argParser(positiveNumber))
-  .addOption(new Option('--student-init <how>', "student's initial weights: random, or select (weight selection from the teacher's, Xu et al. 2024: first-N blocks, evenly spaced channels; data-free)").choices(['random', 'select']).default('random'))
+  .addOption(new Option('--student-init <how>', "student's initial weights: select (weight selection from the teacher's, Xu et al. 2024: first-N blocks, evenly spaced channels; data-free), random, or auto: select for a student of the teacher's family, random otherwise and for scratch").choices(['auto', 'select', 'random']).default('auto'))
   .option('--no-cosine', 'keep the student learning rate constant (default: cosine decay over the budget)')
   .addOption(new Option('--clip-norm <x>', 'student gradient clipping (0 = off)').argParser(nonNegativeNumber).default(5))
   .option('--out <dir>', 'run folder (default runs/distill-<method>-<time>)')

@@ -41,6 +41,15 @@ function selectAlong(t: Tensor, dim: number, size: number, chunks = 1): Tensor {
   return out;
 }
 
+/** Whether every student tensor has a same-named teacher tensor of the same rank and at least its size. */
+export function canSelectWeights(teacher: Module, student: Module): boolean {
+  const tp = new Map(teacher.namedParameters());
+  return student.namedParameters().every(([name, s]) => {
+    const t = tp.get(name);
+    return t !== undefined && t.ndim === s.ndim && t.shape.every((d, i) => d >= s.shape[i]!);
+  });
+}
+
 /**
  * Copies into `student` the uniformly selected sub-tensors of `teacher`'s parameters with the same
  * names (block indices beyond the student's depth are not used). Tensors whose rank differs, or that

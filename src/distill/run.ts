@@ -15,8 +15,10 @@ import { evaluateClassifier } from '../train/classifier.js';
 import { distillLoop, type LoopConfig, type LoopHooks } from './loop.js';
 import { createMethod, METHODS } from './methods/index.js';
 import type { DistillContext } from './types.js';
-import { selectWeights } from './init.js';
+import { canSelectWeights, selectWeights } from './init.js';
 import type { Module } from '../nn/module.js';
+
+export type StudentInit = 'random' | 'select' | 'auto';
 
 export interface DistillRunConfig {
   teacher: string;
@@ -25,8 +27,12 @@ export interface DistillRunConfig {
   /** Method hyper-parameter overrides (each a CLI flag). */
   hparams: Record<string, number | boolean>;
   loop: LoopConfig;
-  /** The student's initial weights: random (the preset's init), or selected from the teacher's (init.ts). */
-  studentInit?: 'random' | 'select';
+  /**
+   * The student's initial weights: random (the preset's init), select (weight selection from the
+   * teacher's, init.ts), or auto (default): select when the student is the teacher's family (every
+   * student tensor has a teacher tensor at least as large), random otherwise and for `scratch`.
+   */
+  studentInit?: StudentInit;
 }
 
 export interface DistillResult {
@@ -47,6 +53,8 @@ export interface DistillResult {
   student_flops: number;
   teacher_flops: number;
   data_free: boolean;
+  /** How the student started: random, or weight selection from the teacher. */
+  student_init: 'random' | 'select';
 }
 
 export function checkStudentFits(teacher: Classifier, student: Classifier, studentName: string, teacherPath: string): void {
@@ -60,6 +68,13 @@ export function checkStudentFits(teacher: Classifier, student: Classifier, stude
   }
 }
 
+/** What `auto` means for this pair: weight selection for a same-family student of a non-`scratch` run. */
+export function resolveStudentInit(how: StudentInit, method: string, teacher: Classifier, student: Classifier): 'random' | 'select' {
+  if (how !== 'auto') return how;
+  if (method === 'scratch') return 'random';
+  return canSelectWeights(teacher as unknown as Module, student as unknown as Module) ? 'select' : 'random';
+}
+
 export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resume?: boolean } & LoopHooks = {}): DistillResult {
   if (!METHODS[cfg.method]) throw new Error(`unknown method '${cfg.method}'; available: ${Object.keys(METHODS).join(', ')}`);
   if (!existsSync(cfg.teacher)) throw new Error(`teacher not found: ${cfg.teacher} (a run folder made by dfkd train, or a .safetensors checkpoint with its .json)`);
@@ -67,7 +82,8 @@ export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resu
   manualSeed(cfg.loop.seed);
   const student = createModel(cfg.student, { numClasses: card.numClasses } as never);
   checkStudentFits(teacher, student, cfg.student, cfg.teacher);
-  if (cfg.studentInit === 'select') {
+  const how = resolveStudentInit(cfg.studentInit ?? 'auto', cfg.method, teacher, student);
+  if (how === 'select') {
     const r = selectWeights(teacher as unknown as Module, student as unknown as Module);
     if (Object.keys(r.selected).length === 0) throw new Error(`--student-init select: no parameter of ${cfg.student} matches the teacher's (${cfg.teacher}); it needs the same model family`);
     opts.log?.(`student init: ${Object.keys(r.selected).length} tensors selected from the teacher, ${Object.keys(r.kept).length} kept random`);
@@ -84,7 +100,7 @@ export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resu
     realTrain: METHODS[cfg.method]!.dataFree ? undefined : loadDataset(card.dataset, 'train'),
   };
   const method = createMethod(cfg.method, ctx, cfg.hparams);
-  writeJsonAtomic(join(out, 'config.json'), { ...cfg, method_hparams: method.hparams, dataset: card.dataset });
+  writeJsonAtomic(join(out, 'config.json'), { ...cfg, student_init: how, method_hparams: method.hparams, dataset: card.dataset });
   const loop = distillLoop(ctx, method, cfg.loop, out, val, opts);
   method.dispose();
 
@@ -111,6 +127,7 @@ export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resu
     student_flops: countFlops(student).flops,
     teacher_flops: countFlops(teacher).flops,
     data_free: METHODS[cfg.method]!.dataFree,
+    student_init: how,
   };
   writeJsonAtomic(join(out, 'result.json'), result);
   const studentCard: ModelCard = {

@@ -166,7 +166,8 @@ export class Tgan implements DistillMethod {
     let loss = kd.mul(h.lambdaKD);
     const logs: Record<string, number> = { 'S/kd': kd.item() };
     if (h.lambdaCE > 0) {
-      const ce = crossEntropy(sOut.logits, batch.y ?? tOut.logits.argmax(1));
+      // ŷ = the teacher's decision on this view (METHODS.md), not the conditional generator's label.
+      const ce = crossEntropy(sOut.logits, tOut.logits.argmax(1));
       loss = loss.add(ce.mul(h.lambdaCE));
       logs['S/ce'] = ce.item();
     }
