@@ -16,6 +16,7 @@ import { mapOf, postprocess, predict, savePredictionsPng } from '../src/detect/e
 import { DETECT_TRAIN_DEFAULTS, detectionStep, detectTrainRun, isDetectorCheckpoint, loadDetector, publishDetector, detectorCard, type DetectTrainConfig } from '../src/detect/run.js';
 import { detrSetLoss } from '../src/detect/loss.js';
 import { normalize } from '../src/data/augment.js';
+import { tokenTargets, DenseTokenHead } from '../src/detect/dense.js';
 
 T.setNumThreads(1);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-detect-'));
@@ -43,6 +44,31 @@ describe('evaluation', () => {
     assert.ok(Math.abs(mapOf(preds, targets, 10).map - 1) < 1e-12);
     preds[0]!.push({ label: 3, score: 0.1, box: [0.8, 0.1, 0.1, 0.1] });
     assert.ok(Math.abs(mapOf(preds, targets, 10).ap50 - 1) < 1e-12);
+  });
+});
+
+describe('dense token loss', () => {
+  test('token targets: the class of the smallest box containing the token centre, else background', () => {
+    // 2×2 grid, centres at 0.25 / 0.75. Box A (class 3) covers the left half; box B (class 7, smaller)
+    // covers the top-left quarter → token 0: 7 (smallest), token 2: 3, tokens 1 and 3: background (10).
+    const t = tokenTargets([{ labels: [3, 7], boxes: [[0.25, 0.5, 0.5, 1], [0.25, 0.25, 0.5, 0.5]] }], 2, 10);
+    assert.deepEqual(Array.from(t, Number), [7, 10, 3, 10]);
+  });
+
+  test('the head’s loss is the weighted CE of its logits (background weight 0.1) and falls with training', () => {
+    T.manualSeed(0);
+    const head = new DenseTokenHead(4, 2);
+    const tokens = T.randn([1, 4, 4]);
+    const targets = [{ labels: [1], boxes: [[0.25, 0.25, 0.5, 0.5]] as [number, number, number, number][] }];
+    // token 0 → class 1, tokens 1..3 → background (2)
+    const logits = head.forward(tokens).reshape([4, 3]);
+    const lsm = logits.logSoftmax(-1).toArray();
+    const want = -(lsm[0 * 3 + 1]! + 0.1 * (lsm[1 * 3 + 2]! + lsm[2 * 3 + 2]! + lsm[3 * 3 + 2]!)) / 1.3;
+    assert.ok(Math.abs(head.loss(tokens, targets).item() - want) < 1e-6);
+    const opt = new AdamW(head.parameters(), { lr: 0.05 });
+    const first = head.loss(tokens, targets).item();
+    for (let i = 0; i < 20; i++) T.tidy(() => { const l = head.loss(tokens, targets); opt.zeroGrad(); l.backward(); opt.step(); });
+    assert.ok(head.loss(tokens, targets).item() < 0.5 * first);
   });
 });
 

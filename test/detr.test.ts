@@ -4,7 +4,8 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 
 import * as T from '../src/index.js';
-import { createDetector, describeDetector, detectorConfig, DETR, DETR_PRESETS, sinePositionEmbedding } from '../src/models/detr.js';
+import { anchorSineEmbedding, createDetector, describeDetector, detectorConfig, detrCosts, DETR, DETR_PRESETS, sinePositionEmbedding } from '../src/models/detr.js';
+import { summarize } from '../src/models/flops.js';
 
 T.setNumThreads(1);
 T.manualSeed(3);
@@ -71,6 +72,33 @@ describe('DETR', () => {
     // token 1 = (y 0, x 1)
     Array.from(pe.subarray(8, 16)).forEach((v, i) => assert.ok(Math.abs(v - expectRow1[i]!) < 1e-6, `${i}: ${v} vs ${expectRow1[i]}`));
     assert.throws(() => sinePositionEmbedding(2, 6), /multiple of 4/);
+  });
+
+  test('anchor queries and the conv stem: analytic params = built, outputs valid, refinement per layer', () => {
+    const base = { imageSize: 16, inChannels: 1, patchSize: 4, numClasses: 3, dim: 16, encoderDepth: 1, decoderDepth: 3, heads: 2, numQueries: 5 };
+    for (const extra of [{ anchors: true }, { stem: 'conv' as const }, { anchors: true, stem: 'conv' as const }]) {
+      const cfg = { ...base, ...extra };
+      const m = new DETR(cfg);
+      assert.equal(summarize(detrCosts(cfg)).params, m.numParameters(), JSON.stringify(extra));
+      const o = m.forward(T.randn([2, 1, 16, 16]), { returnAttention: true });
+      assert.deepEqual(o.boxes.shape, [2, 5, 4]);
+      assert.ok(o.boxes.min().item() > 0 && o.boxes.max().item() < 1);
+      assert.equal(o.aux.length, 2);
+      assert.equal(o.crossAttentions!.length, 3);
+    }
+    // Refinement: with anchors, the first layer's boxes stay near the anchors (small content queries).
+    const m = new DETR({ ...base, anchors: true }).eval();
+    const o = m.forward(T.randn([1, 1, 16, 16]), { aux: true });
+    const anchors = m.anchorLogits!.sigmoid();
+    assert.ok(o.aux[0]!.boxes.select(0, 0).sub(anchors).abs().max().item() < 0.2);
+    assert.throws(() => new DETR({ ...base, patchSize: 3, imageSize: 15, stem: 'conv' }), /power-of-two patch size/);
+  });
+
+  test('anchor sine embedding: DETR-style sin/cos of each coordinate', () => {
+    // dim 8: per coordinate one frequency (1), values sin(2πv), cos(2πv).
+    const e = anchorSineEmbedding(T.tensor([[0.25, 0.5, 0.125, 0]]), 8).toArray();
+    const want = [0.25, 0.5, 0.125, 0].flatMap((v) => [Math.sin(2 * Math.PI * v), Math.cos(2 * Math.PI * v)]);
+    e.forEach((v, i) => assert.ok(Math.abs(v - want[i]!) < 1e-6, `${i}: ${v} vs ${want[i]}`));
   });
 
   test('bad input is a clear error', () => {

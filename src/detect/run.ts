@@ -18,6 +18,7 @@ import { warmupCosine } from '../train/classifier.js';
 import { epochSeed } from '../train/run.js';
 import { evaluateDetector } from './evaluate.js';
 import { DETR_LOSS_DEFAULTS, detrSetLoss, type DetectionTarget, type SetLossWeights } from './loss.js';
+import { DenseTokenHead } from './dense.js';
 
 export interface DetectTrainConfig {
   task: 'detect';
@@ -32,6 +33,8 @@ export interface DetectTrainConfig {
   clipNorm: number;
   seed: number;
   loss: SetLossWeights;
+  /** Weight of the dense token-classification loss on the encoder (dense.ts; 0 = plain DETR training). */
+  denseWeight: number;
 }
 
 /** DETR trains with AdamW 1e-4, weight decay 1e-4, clip 0.1 (on COCO, batch 64, 500 epochs); from scratch
@@ -47,6 +50,7 @@ export const DETECT_TRAIN_DEFAULTS: Omit<DetectTrainConfig, 'dataset' | 'model'>
   clipNorm: 0.1,
   seed: 0,
   loss: DETR_LOSS_DEFAULTS,
+  denseWeight: 1,
 };
 
 /** What is written beside a trained detector's weights. */
@@ -101,13 +105,17 @@ export interface DetectRunHooks {
  * One supervised DETR step on images [B, C, H, W] (in [0, 1]) and their targets: set loss over all
  * decoder layers → backward → clip → step. Returns the loss.
  */
-export function detectionStep(model: DETR, opt: AdamW, images: Tensor, targets: readonly DetectionTarget[], mean: number[], std: number[], cfg: Pick<DetectTrainConfig, 'clipNorm' | 'loss'>): number {
+export function detectionStep(
+  model: DETR, opt: AdamW, images: Tensor, targets: readonly DetectionTarget[], mean: number[], std: number[],
+  cfg: Pick<DetectTrainConfig, 'clipNorm' | 'loss'> & { denseWeight?: number }, dense?: DenseTokenHead | null,
+): number {
   return tidy(() => {
     const out = model.forward(normalize(images, mean, std));
-    const { loss } = detrSetLoss(out, targets, cfg.loss);
+    let { loss } = detrSetLoss(out, targets, cfg.loss);
+    if (dense && (cfg.denseWeight ?? 0) > 0) loss = loss.add(dense.loss(out.encoderTokens, targets).mul(cfg.denseWeight!));
     opt.zeroGrad();
     loss.backward();
-    if (cfg.clipNorm > 0) clipGradNorm(model.parameters(), cfg.clipNorm);
+    if (cfg.clipNorm > 0) clipGradNorm(dense ? [...model.parameters(), ...dense.parameters()] : model.parameters(), cfg.clipNorm);
     opt.step();
     return loss.item();
   });
@@ -125,7 +133,9 @@ export function detectTrainRun(
   const last = join(ckptDir, 'last');
   const best = join(ckptDir, 'best');
   mkdirSync(ckptDir, { recursive: true });
-  const opt = new AdamW(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
+  // The dense token head is part of training only (its weights live in checkpoints/last, not in the model).
+  const dense = cfg.denseWeight > 0 ? new DenseTokenHead(model.config.dim, data.train.numClasses) : null;
+  const opt = new AdamW(dense ? [...model.parameters(), ...dense.parameters()] : model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
   const n = data.train.targets.length;
   const stepsPerEpoch = Math.floor(n / cfg.batchSize);
   if (stepsPerEpoch === 0) throw new Error(`batch size ${cfg.batchSize} is larger than the training set (${n})`);
@@ -139,9 +149,14 @@ export function detectTrainRun(
     if (mismatch.length > 0) {
       throw new Error(`--resume: the run in ${out} was started with different settings (${mismatch.map((k) => `${k}: ${JSON.stringify(saved.train[k])} vs ${JSON.stringify(cfg[k])}`).join('; ')})`);
     }
-    const extra = loadCheckpointInto(last, model, ['optim.']);
+    const extra = loadCheckpointInto(last, model, ['optim.', 'dense.']);
     const optState: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(extra)) optState[k.slice('optim.'.length)] = t;
+    const denseState: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(extra)) {
+      if (k.startsWith('optim.')) optState[k.slice('optim.'.length)] = t;
+      else denseState[k.slice('dense.'.length)] = t;
+    }
+    if (dense) dense.loadStateDict(denseState);
     opt.loadStateDict({ state: optState, meta: saved.state.optimizer });
     dispose(extra);
     state = saved.state;
@@ -177,7 +192,7 @@ export function detectTrainRun(
       const ids = order.slice(b * cfg.batchSize, (b + 1) * cfg.batchSize);
       const loss = tidy(() => {
         const images = train.images.indexSelect(0, indexTensor(ids));
-        return detectionStep(model, opt, images, ids.map((i) => train.targets[i]!), train.mean, train.std, cfg);
+        return detectionStep(model, opt, images, ids.map((i) => train.targets[i]!), train.mean, train.std, cfg, dense);
       });
       if (!Number.isFinite(loss)) {
         if (fresh) dispose(fresh.images);
@@ -203,10 +218,12 @@ export function detectTrainRun(
     state.optimizer = optSd.meta;
     const extra: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(optSd.state)) extra[`optim.${k}`] = t;
+    if (dense) for (const [k, t] of Object.entries(dense.stateDict())) extra[`dense.${k}`] = t;
     saveCheckpoint(last, model, { train: cfg, state }, extra);
     dispose(optSd.state);
   }
   opt.disposeState();
+  dense?.dispose();
   return { bestValMap: state.bestValMap, bestEpoch: state.bestEpoch, epochs: state.epoch, seconds: state.seconds };
 }
 
