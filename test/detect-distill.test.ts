@@ -214,6 +214,10 @@ describe('runs', () => {
     const badFlag = run('--task', 'detect', '--teacher', teacherDir, '--student', 'detr-student-64', '--method', 'dfad', '--lambda-attn', '2', '--iterations', '1', '--out', path.join(tmp, 'bad2'));
     assert.equal(badFlag.status, 1);
     assert.match(badFlag.stderr, /--lambda-attn does not apply to dfad/);
+    // A detection flag on a classification run is refused too.
+    const cls = run('--teacher', path.resolve('teachers/mnist-lenet5'), '--student', 'lenet5-half-28', '--method', 'dafl', '--threshold', '0.3', '--iterations', '1', '--out', path.join(tmp, 'bad3'));
+    assert.equal(cls.status, 1);
+    assert.match(cls.stderr, /--threshold is a detection hyper-parameter/);
   });
 });
 

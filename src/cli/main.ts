@@ -178,6 +178,8 @@ distill.action(async (o: DistillCliOptions & { threads?: number; device: string;
     runDetectDistillCommand(o);
     return;
   }
+  const detectOnly = [...detectHparamFlags().keys()].filter((k) => !classifyFlags.has(k) && o[k] !== undefined);
+  if (detectOnly.length > 0) throw new Error(`--${kebab(detectOnly[0]!)} is a detection hyper-parameter; the teacher ${o.teacher} is a classifier (use a detector teacher or --task detect)`);
   const { runDistillCommand } = await import('./distill.js');
   runDistillCommand(o);
 });
