@@ -14,7 +14,7 @@ import { createDetector, type DETR } from '../src/models/detr.js';
 import { loadDetectionDataset } from '../src/data/detection.js';
 import { detectorCard, publishDetector } from '../src/detect/run.js';
 import {
-  attentionCompactnessLoss, matchedDiscrepancy, matchedPairs, pseudoTargets, queryBalanceLoss, queryConfidenceLoss, studentDetectionLoss,
+  attentionCompactnessLoss, matchedDiscrepancy, matchedPairs, pseudoTargets, queryBalanceLoss, queryConfidenceLoss, queryExcessLoss, studentDetectionLoss,
 } from '../src/detect/distill/losses.js';
 import { createDetectMethod, sampleTargets, type DetectDistillContext } from '../src/detect/distill/methods.js';
 import { detectStudentStep, freezeDetector, runDetectDistillation, type DetectDistillConfig } from '../src/detect/distill/run.js';
@@ -73,13 +73,16 @@ describe('objectives', () => {
     // Cross-attention over a 2×2 grid (patch centres 0.25 / 0.75): one-hot → 0; uniform → 0.0625 + 0.0625.
     const attn = T.tensor([[[1, 0, 0, 0], [0.25, 0.25, 0.25, 0.25]]]);
     close(attentionCompactnessLoss(attn, logits, 1).item(), 0.125, 1e-7, 'uniform attention (q1 is top)');
+    // Sparsity: outside the top-1 (q1) only q0, whose object probability is 1 − 0.4 = 0.6.
+    close(queryExcessLoss(logits, 1).item(), 0.6, 1e-6, 'sparsity k=1');
+    close(queryExcessLoss(logits, 2).item(), 0, 1e-9, 'sparsity k=Q');
     const attn2 = T.tensor([[[0.25, 0.25, 0.25, 0.25], [0, 0, 1, 0]]]);
     close(attentionCompactnessLoss(attn2, logits, 1).item(), 0, 1e-7, 'one-hot attention');
   });
 
   test('gradients of the generator terms match finite differences (float64)', () => {
     const logits = T.tensor([[[0.3, -0.2, 0.5, 0.1], [1.2, 0.4, -0.3, 0.2], [0.2, 0.9, 0.1, -0.5]]], { dtype: 'float64' }).requiresGrad_();
-    for (const [name, f] of [['confidence', (l: T.Tensor) => queryConfidenceLoss(l, 2)], ['balance', (l: T.Tensor) => queryBalanceLoss(l, 2)]] as const) {
+    for (const [name, f] of [['confidence', (l: T.Tensor) => queryConfidenceLoss(l, 2)], ['balance', (l: T.Tensor) => queryBalanceLoss(l, 2)], ['sparsity', (l: T.Tensor) => queryExcessLoss(l, 1)]] as const) {
       const r = gradcheck(f, [logits], { rtol: 1e-6 });
       assert.ok(r.ok, `${name}: ${JSON.stringify(r)}`);
     }
@@ -123,7 +126,7 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
 
   test('tgan: the generator makes the teacher more confident (G/conf falls) with the adversary off', () => {
     const ctx = context();
-    const m = createDetectMethod('tgan', ctx, { threshold: 0, lambdaAdv: 0, lambdaIe: 0, lambdaAttn: 0, lrG: 3e-3 });
+    const m = createDetectMethod('tgan', ctx, { threshold: 0, lambdaAdv: 0, lambdaIe: 0, lambdaAttn: 0, lambdaSparse: 0, lambdaTv: 0, lrG: 3e-3 });
     const conf: number[] = [];
     for (let i = 0; i < 12; i++) {
       T.manualSeed(100); // same latents every step: the change is the generator's

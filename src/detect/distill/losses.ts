@@ -158,6 +158,22 @@ export function queryConfidenceLoss(teacherLogits: Tensor, k: number): Tensor {
   });
 }
 
+/**
+ * Sparsity of the teacher's detections: mean over the queries outside the top-k of their object
+ * probability 1 − p(no object). With the confidence term alone a generator makes every query fire (a
+ * texture of objects, measured: 12 of 12 queries above θ); real canvases hold a few objects.
+ */
+export function queryExcessLoss(teacherLogits: Tensor, k: number): Tensor {
+  return tidy(() => {
+    const [B, Q, C1] = teacherLogits.shape as [number, number, number];
+    if (k >= Q) return teacherLogits.sum().mul(0);
+    const pObj = teacherLogits.softmax(-1).select(-1, C1 - 1).rsub(1); // [B, Q]
+    const top = topQueries(teacherLogits, k);
+    const mask = noGrad(() => pObj.detach().mul(0).scatter(1, top, 1).rsub(1)); // 1 outside the top-k
+    return pObj.mul(mask).sum().div(B * (Q - k));
+  });
+}
+
 /** DAFL's L_ie over the object classes of the teacher's top-k queries: −H(mean class distribution). */
 export function queryBalanceLoss(teacherLogits: Tensor, k: number): Tensor {
   return tidy(() => {
