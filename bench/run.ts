@@ -43,7 +43,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     const dataset = flag('dataset', 'mnist');
     return benchDistill({
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'),
-      methods: flag('methods', ALL_METHODS).split(','), minutes: Number(flag('minutes', '5')), batch: Number(flag('batch', '128')),
+      methods: flag('methods', ALL_METHODS).split(','), minutes: Number(flag('minutes', '5')), batch: Number(flag('batch', '64')),
       seed: Number(flag('seed', '0')), tiny, hparams: TUNED,
     });
   },
@@ -52,7 +52,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     return benchAblation({
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'), methods: ['tgan'],
       variants: flag('variants', Object.keys(ABLATIONS).join(',')).split(','), minutes: Number(flag('minutes', '5')),
-      batch: Number(flag('batch', '128')), seed: Number(flag('seed', '0')), tiny, hparams: TUNED,
+      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), tiny, hparams: TUNED,
     });
   },
 };

@@ -23,7 +23,7 @@ export function runDemo(o: DemoOptions): void {
     student: o.student,
     method: o.method,
     minutes: o.minutes,
-    batch: 128,
+    batch: 64,
     seed: o.seed,
     evalEvery: 25,
     sampleEvery: 50,
