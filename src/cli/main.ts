@@ -82,7 +82,7 @@ program
 program
   .command('train')
   .alias('train-teacher')
-  .description('train a classifier or a detector (a teacher, or the `scratch` student reference) on real labelled data; a detection dataset (canvas-mnist, canvas-fashion-mnist, coco:<json>) trains a DETR preset with its own defaults (batch 32, lr 5e-4, weight decay 1e-4, clip 0.1) unless given')
+  .description('train a classifier or a detector (a teacher, or the `scratch` student reference) on real labelled data; a detection dataset (canvas-mnist, canvas-fashion-mnist, coco:<json>) trains a DETR preset with its own defaults (batch 32, lr 2e-3, weight decay 1e-4, clip 0.1) unless given')
   .requiredOption('--dataset <spec>', "dataset: mnist | fashion-mnist | cifar10:<dir> | folder:<dir> | detection: canvas-mnist[?n=6000] | canvas-fashion-mnist | coco:<annotations.json>")
   .requiredOption('--model <preset>', 'model preset (dfkd models lists them)')
   .requiredOption('--out <dir>', 'run folder (config.json, metrics.jsonl, checkpoints/, model.safetensors)')
