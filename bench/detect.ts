@@ -3,7 +3,7 @@
 // data-free method (same teacher, student preset, seed and time budget): test mAP@[.5:.95], AP50,
 // wall time, params, FLOPs; mAP retention = student mAP / teacher mAP. Also a comparison report with
 // each method's validation-mAP-vs-time curve (bench/results/detect.html).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualSeed } from '../src/tensor/tensor.js';
 import { loadDetectionDataset } from '../src/data/detection.js';
@@ -33,7 +33,7 @@ const TINY_SPEC = 'canvas-mnist?n=32&nval=16&ntest=16&size=32&scale=10-16&object
 
 /** --tiny: a teacher trained for one epoch on a 32×32 toy set (a smoke test of the whole bench). */
 function tinyTeacher(dir: string): string {
-  if (existsSync(join(dir, 'model.safetensors'))) return dir;
+  rmSync(dir, { recursive: true, force: true }); // always fresh: a stale one may be another architecture
   const cfg: DetectTrainConfig = { ...DETECT_TRAIN_DEFAULTS, dataset: TINY_SPEC, model: 'detr-teacher-64', modelOverrides: { imageSize: 32 }, epochs: 1, batchSize: 8 };
   const train = loadDetectionDataset(TINY_SPEC, 'train');
   const val = loadDetectionDataset(TINY_SPEC, 'val');
