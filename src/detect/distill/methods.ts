@@ -240,11 +240,17 @@ export class DetectDfad implements DetectDistillMethod {
 export const DETECT_DEEPINV_DEFAULTS = {
   ...DETECT_STUDENT_DEFAULTS,
   lrX: 0.1,
+  /**
+   * Std of the N(0, σ²) initial canvases (normalised space). With σ = 1 and α_tv 3e-3 a 60-step batch
+   * against a (weak, 3-minute) teacher was still salt-and-pepper noise (TV 9.8); σ = 0.2 and α_tv 0.05
+   * gave smoother canvases (TV 1.9) at the same set loss — a judgement by eye, to revisit with the real teacher.
+   */
+  initStd: 0.2,
   /** Optimisation steps before a batch is finished and banked. */
   stepsPerBatch: 60,
   /** Canvas-optimisation steps per loop iteration. */
   inversionSteps: 4,
-  alphaTv: 3e-3,
+  alphaTv: 0.05,
   alphaL2: 1e-4,
   minObjects: 1,
   maxObjects: 4,
@@ -292,7 +298,7 @@ export class DetectDeepInversion implements DetectDistillMethod {
     this.studentLr = h.lrS;
     this.student = studentOptions(h);
     this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
-    this.newBatch(noGrad(() => randn([ctx.batchSize, ...ctx.inputShape])));
+    this.newBatch(noGrad(() => randn([ctx.batchSize, ...ctx.inputShape]).mul(h.initStd)));
   }
 
   /** Starts batch number `batchesDone` from the given initial canvases (kept). */
@@ -327,7 +333,7 @@ export class DetectDeepInversion implements DetectDistillMethod {
         this.bank.add(this.x.detach());
         this.batchesDone++;
         this.stepsDone = 0;
-        this.newBatch(noGrad(() => randn([ctx.batchSize, ...ctx.inputShape])));
+        this.newBatch(noGrad(() => randn([ctx.batchSize, ...ctx.inputShape]).mul(h.initStd)));
       }
     }
     const x = this.bank.size > 0 ? this.bank.sample(ctx.batchSize) : this.x.detach().clone();
