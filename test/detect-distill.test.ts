@@ -18,6 +18,7 @@ import {
 } from '../src/detect/distill/losses.js';
 import { createDetectMethod, sampleTargets, type DetectDistillContext } from '../src/detect/distill/methods.js';
 import { detectStudentStep, freezeDetector, runDetectDistillation, type DetectDistillConfig } from '../src/detect/distill/run.js';
+import { canSelectWeights, selectWeights } from '../src/distill/init.js';
 
 T.setNumThreads(1);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-ddistill-'));
@@ -90,6 +91,19 @@ describe('objectives', () => {
     const attn = T.tensor([[[0.1, 0.2, 0.3, 0.4], [0.4, 0.3, 0.2, 0.1], [0.25, 0.25, 0.3, 0.2]]], { dtype: 'float64' }).requiresGrad_();
     const r = gradcheck((a) => attentionCompactnessLoss(a, fixed, 2), [attn], { rtol: 1e-6 });
     assert.ok(r.ok, JSON.stringify(r));
+  });
+
+  test('weight selection: every detr-student-64 tensor comes from detr-teacher-64 (first layers, even channels)', () => {
+    T.manualSeed(1);
+    const teacher = createDetector('detr-teacher-64');
+    const student = createDetector('detr-student-64');
+    assert.ok(canSelectWeights(teacher, student));
+    const r = selectWeights(teacher, student);
+    assert.deepEqual(r.kept, {});
+    // The class head keeps the teacher's even input channels; the anchors are copied as they are.
+    const want = teacher.classHead.weight.indexSelect(1, T.arange(0, 128, 2, { dtype: 'int64' }));
+    assert.equal(student.classHead.weight.sub(want).abs().max().item(), 0);
+    assert.equal(student.anchorLogits!.sub(teacher.anchorLogits!).abs().max().item(), 0);
   });
 
   test('sampled deepinv targets: seeded, 1–4 boxes inside the canvas', () => {

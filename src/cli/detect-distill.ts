@@ -55,7 +55,7 @@ export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResu
     cosine: o.cosine,
     clipNorm: o.clipNorm,
   };
-  const cfg: DetectDistillConfig = { task: 'detect', teacher: o.teacher, student: o.student, method: o.method, hparams, loop };
+  const cfg: DetectDistillConfig = { task: 'detect', teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit as DetectDistillConfig['studentInit'] };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill (detection): ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);
   const bar = progressBar('distill', '{logs} | val mAP {val} | {ips} it/s');

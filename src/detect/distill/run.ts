@@ -19,6 +19,7 @@ import { drawBoxes, savePng } from '../../report/png.js';
 import { evaluateDetector, postprocess, predictionBoxes } from '../evaluate.js';
 import { loadDetector, type DetectorCard } from '../run.js';
 import { studentDetectionLoss } from './losses.js';
+import { canSelectWeights, selectWeights } from '../../distill/init.js';
 import { createDetectMethod, DETECT_METHODS, type DetectDistillContext, type DetectDistillMethod } from './methods.js';
 
 export interface DetectLoopHooks {
@@ -185,6 +186,12 @@ export interface DetectDistillConfig {
   method: string;
   hparams: Record<string, number>;
   loop: LoopConfig;
+  /**
+   * The student's initial weights: 'select' — weight selection from the teacher (distill/init.ts; data-free:
+   * it reads only the teacher's weights), 'random', or 'auto' (select when every student parameter has a
+   * larger same-named teacher parameter, as for the two DETR presets).
+   */
+  studentInit?: 'auto' | 'select' | 'random';
 }
 
 export interface DetectDistillResult {
@@ -218,6 +225,12 @@ export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opt
   manualSeed(cfg.loop.seed);
   const overrides = { numClasses: card.numClasses, inChannels: teacher.config.inChannels, imageSize: teacher.config.imageSize };
   const student = createDetector(cfg.student, overrides);
+  const init = cfg.studentInit ?? 'auto';
+  if (init === 'select' || (init === 'auto' && canSelectWeights(teacher, student))) {
+    const r = selectWeights(teacher, student);
+    if (Object.keys(r.selected).length === 0) throw new Error(`--student-init select: no parameter of ${cfg.student} matches the teacher's (${cfg.teacher})`);
+    opts.log?.(`student init: ${Object.keys(r.selected).length} tensors selected from the teacher, ${Object.keys(r.kept).length} kept random`);
+  }
   const val = loadDetectionDataset(card.dataset, 'val');
   const ctx: DetectDistillContext = {
     teacher, student, inputShape: teacher.inputShape, numClasses: card.numClasses, mean: card.mean, std: card.std, batchSize: cfg.loop.batchSize,
