@@ -206,13 +206,16 @@ describe('runs', () => {
     });
   }
 
-  test('tgan resume: 2 + 2 iterations give the weights of 4', () => {
+  test('tgan resume (with the dense token loss on): 2 + 2 iterations give the weights of 4', () => {
     makeTeacher();
     const full = path.join(tmp, 'res-full');
     const part = path.join(tmp, 'res-part');
-    runDetectDistillation(cfg('tgan', 4), full);
-    runDetectDistillation(cfg('tgan', 2), part);
-    runDetectDistillation(cfg('tgan', 4), part, { resume: true });
+    const c = (n: number): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, denseWeight: 1 } });
+    runDetectDistillation(c(4), full);
+    const rows = fs.readFileSync(path.join(full, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    assert.ok(Number.isFinite(rows[0]!['S/dense']!), 'dense loss logged');
+    runDetectDistillation(c(2), part);
+    runDetectDistillation(c(4), part, { resume: true });
     assert.equal(weights(full).sub(weights(part)).abs().max().item(), 0);
   });
 

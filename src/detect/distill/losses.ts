@@ -13,6 +13,7 @@ import { arange, noGrad, tensor, tidy, type Tensor } from '../../tensor/tensor.j
 import { informationEntropyLoss } from '../../distill/losses.js';
 import { boxCxcywhToXyxy, pairedGiou, type Box4 } from '../boxes.js';
 import { DETR_LOSS_DEFAULTS, detrSetLoss, hungarianMatch, type DetectionTarget, type ImageMatch, type SetLossWeights } from '../loss.js';
+import type { DenseTokenHead } from '../dense.js';
 
 /** What the objectives read of a DETR forward pass. */
 export interface DetrForward {
@@ -20,6 +21,7 @@ export interface DetrForward {
   boxes: Tensor;
   aux: { logits: Tensor; boxes: Tensor }[];
   crossAttentions?: Tensor[];
+  encoderTokens?: Tensor;
 }
 
 export interface PseudoTargets {
@@ -80,6 +82,8 @@ export interface StudentDistillOptions {
   tau: number;
   kdWeight: number;
   setWeight: number;
+  /** Weight of the dense token loss (dense.ts) against the pseudo-targets; 0 = off. */
+  denseWeight?: number;
   loss?: SetLossWeights;
 }
 
@@ -87,7 +91,7 @@ export interface StudentDistillOptions {
  * The student's loss on a batch given the teacher's outputs (constants): set loss against the
  * pseudo-targets + KD on matched pairs. Logs: S/set, S/kd, S/ce, S/l1, S/giou, S/objects.
  */
-export function studentDetectionLoss(teacher: DetrForward, student: DetrForward, o: StudentDistillOptions): { loss: Tensor; logs: Record<string, number> } {
+export function studentDetectionLoss(teacher: DetrForward, student: DetrForward, o: StudentDistillOptions, dense?: DenseTokenHead | null): { loss: Tensor; logs: Record<string, number> } {
   return tidy(() => {
     const { targets, teacherQueries } = pseudoTargets(teacher.logits, teacher.boxes, o.threshold);
     const set = detrSetLoss(student, targets, o.loss ?? DETR_LOSS_DEFAULTS);
@@ -100,10 +104,14 @@ export function studentDetectionLoss(teacher: DetrForward, student: DetrForward,
       kdValue = kd.item();
     }
     const objects = targets.reduce((s, t) => s + t.labels.length, 0) / Math.max(1, targets.length);
-    return {
-      loss,
-      logs: { 'S/set': set.loss.item(), 'S/kd': kdValue, 'S/ce': set.final.ce.item(), 'S/l1': set.final.l1.item(), 'S/giou': set.final.giou.item(), 'S/objects': objects },
-    };
+    const logs: Record<string, number> = { 'S/set': set.loss.item(), 'S/kd': kdValue, 'S/ce': set.final.ce.item(), 'S/l1': set.final.l1.item(), 'S/giou': set.final.giou.item(), 'S/objects': objects };
+    if (dense && (o.denseWeight ?? 0) > 0 && student.encoderTokens) {
+      // The supervised recipe's dense token loss (dense.ts), against the teacher's pseudo-targets.
+      const d = dense.loss(student.encoderTokens, targets);
+      loss = loss.add(d.mul(o.denseWeight!));
+      logs['S/dense'] = d.item();
+    }
+    return { loss, logs };
   });
 }
 

@@ -19,6 +19,7 @@ import { drawBoxes, savePng } from '../../report/png.js';
 import { evaluateDetector, postprocess, predictionBoxes } from '../evaluate.js';
 import { loadDetector, type DetectorCard } from '../run.js';
 import { studentDetectionLoss } from './losses.js';
+import { DenseTokenHead } from '../dense.js';
 import { canSelectWeights, selectWeights } from '../../distill/init.js';
 import { createDetectMethod, DETECT_METHODS, type DetectDistillContext, type DetectDistillMethod } from './methods.js';
 
@@ -40,16 +41,16 @@ interface LoopState {
 }
 
 /** One student step on canvases x: teacher outputs as constants, the shared student objective. */
-export function detectStudentStep(ctx: DetectDistillContext, method: DetectDistillMethod, opt: Adam, x: Tensor, clipNorm: number): Record<string, number> {
+export function detectStudentStep(ctx: DetectDistillContext, method: DetectDistillMethod, opt: Adam, x: Tensor, clipNorm: number, dense?: DenseTokenHead | null): Record<string, number> {
   return tidy(() => {
     const t = noGrad(() => ctx.teacher.forward(x));
     const s = ctx.student.forward(x);
-    const { loss, logs } = studentDetectionLoss(t, s, method.student);
+    const { loss, logs } = studentDetectionLoss(t, s, method.student, dense);
     const v = loss.item();
     if (!Number.isFinite(v)) throw new NaNLossError(`the student loss is ${v} (${method.name})`);
     opt.zeroGrad();
     loss.backward();
-    if (clipNorm > 0) clipGradNorm(ctx.student.parameters(), clipNorm);
+    if (clipNorm > 0) clipGradNorm(dense ? [...ctx.student.parameters(), ...dense.parameters()] : ctx.student.parameters(), clipNorm);
     opt.step();
     return logs;
   });
@@ -70,18 +71,23 @@ export function detectDistillLoop(
   freezeDetector(ctx.teacher);
   ctx.student.train();
   const baseLr = cfg.studentLr ?? method.studentLr;
-  const opt = new Adam(ctx.student.parameters(), { lr: baseLr });
+  // The dense token head is training-only: its weights live in checkpoints/last, not in the student.
+  const dense = (method.student.denseWeight ?? 0) > 0 ? new DenseTokenHead(ctx.student.config.dim, ctx.numClasses) : null;
+  const opt = new Adam(dense ? [...ctx.student.parameters(), ...dense.parameters()] : ctx.student.parameters(), { lr: baseLr });
   let state: LoopState = { iteration: 0, seconds: 0 };
   const metricsFile = join(out, 'metrics.jsonl');
   if (opts.resume && existsSync(checkpointPaths(last).config)) {
     const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(last);
-    const extra = loadCheckpointInto(last, ctx.student, ['optim.', 'method.']);
+    const extra = loadCheckpointInto(last, ctx.student, ['optim.', 'method.', 'dense.']);
     const optState: Record<string, Tensor> = {};
     const methodState: Record<string, Tensor> = {};
+    const denseState: Record<string, Tensor> = {};
     for (const [k, t] of Object.entries(extra)) {
       if (k.startsWith('optim.')) optState[k.slice(6)] = t;
+      else if (k.startsWith('dense.')) denseState[k.slice(6)] = t;
       else methodState[k.slice(7)] = t;
     }
+    if (dense) dense.loadStateDict(denseState);
     opt.loadStateDict({ state: optState, meta: saved.optimizer });
     method.loadStateDict({ tensors: methodState, meta: saved.method });
     dispose(extra);
@@ -98,6 +104,7 @@ export function detectDistillLoop(
     for (const [k, t] of Object.entries(sd.state)) extra[`optim.${k}`] = t;
     const ms = method.stateDict();
     for (const [k, t] of Object.entries(ms.tensors)) extra[`method.${k}`] = t;
+    if (dense) for (const [k, t] of Object.entries(dense.stateDict())) extra[`dense.${k}`] = t;
     saveCheckpoint(last, ctx.student, { loop: cfg, state, optimizer: sd.meta, method: ms.meta }, extra);
     dispose(sd.state);
     dispose(ms.tensors);
@@ -130,7 +137,7 @@ export function detectDistillLoop(
       for (let k = 0; k < method.studentStepsPerIteration; k++) {
         let sl: Record<string, number>;
         try {
-          sl = detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm);
+          sl = detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, dense);
         } catch (e) {
           if (e instanceof NaNLossError) throw new NaNLossError(`${e.message} at iteration ${it}; the last checkpoint is ${checkpointPaths(last).weights}. Lower the learning rates or loss weights.`);
           throw e;
@@ -161,6 +168,7 @@ export function detectDistillLoop(
   }
   if (state.iteration === 0) saveLast();
   opt.disposeState();
+  dense?.dispose();
   return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
 }
 
