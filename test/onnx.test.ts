@@ -1,5 +1,5 @@
-// ONNX export: every classifier family exported, loaded in onnxruntime-node and compared with the
-// libtorch model (max abs ≤ 1e-4) on real MNIST test digits; accuracy through ONNX Runtime equals
+// ONNX export: every classifier family and every DETR variant exported, loaded in onnxruntime-node
+// and compared with the libtorch model (max abs ≤ 1e-4) on real MNIST test digits; accuracy through ONNX Runtime equals
 // vit-dfkd's for the shipped teachers; graph-builder values vs hand-worked fixtures; bad input.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,9 +15,9 @@ import { evaluateClassifier } from '../src/train/classifier.js';
 import type { Classifier } from '../src/models/types.js';
 import { classifierToOnnx, type ExportCard } from '../src/export/onnx.js';
 import { OnnxGraph, decodeModel, metadataOf, onnx } from '../src/export/onnx-graph.js';
-import { classifierParity, evaluateOnnx, evaluateOnnxDetector, loadOnnx, maxAbsDiff, ort, runOnnx, torchPredictions } from '../src/export/ort.js';
-import { detectorToOnnx } from '../src/export/onnx-detr.js';
-import { createDetector } from '../src/models/detr.js';
+import { classifierParity, detectorParity, evaluateOnnx, evaluateOnnxDetector, loadOnnx, maxAbsDiff, ort, runOnnx, torchPredictions } from '../src/export/ort.js';
+import { anchorSineEmbeddingGraph, detectorToOnnx, inverseSigmoidGraph } from '../src/export/onnx-detr.js';
+import { anchorSineEmbedding, createDetector, type DetrConfig } from '../src/models/detr.js';
 import { canvasImages, canvasSource, canvasTargets, composeCanvases } from '../src/data/canvas.js';
 import { evaluateDetector, predict } from '../src/detect/evaluate.js';
 import { normalize } from '../src/data/augment.js';
@@ -154,12 +154,27 @@ describe('ONNX export → onnxruntime-node parity, every family (real MNIST test
 });
 
 describe('DETR detector → onnxruntime-node parity (real MNIST test digits on 64×64 canvases)', () => {
-  for (const [preset, opset] of [['detr-student-64', 17], ['detr-student-64', 13], ['detr-teacher-64', 17]] as const) {
-    test(`${preset}, opset ${opset}: logits and boxes within 1e-4`, async () => {
-      const m = createDetector(preset);
+  // The presets as they are (anchor queries with box refinement, conv stem), plain DETR through the
+  // overrides, and the two mixed variants.
+  const PLAIN = { anchors: false, stem: 'patch' } as const;
+  const cases: [string, number, Partial<DetrConfig>][] = [
+    ['detr-student-64', 17, {}], ['detr-student-64', 13, {}], ['detr-teacher-64', 17, {}],
+    ['detr-student-64', 17, PLAIN], ['detr-student-64', 13, PLAIN], ['detr-teacher-64', 17, PLAIN],
+    ['detr-student-64', 17, { anchors: true, stem: 'patch' }], ['detr-student-64', 17, { anchors: false, stem: 'conv' }],
+  ];
+  for (const [preset, opset, overrides] of cases) {
+    const variant = Object.keys(overrides).length === 0 ? 'as the preset' : JSON.stringify(overrides);
+    test(`${preset} (${variant}), opset ${opset}: logits and boxes within 1e-4`, async () => {
+      const m = createDetector(preset, overrides);
+      const cfg = m.config;
       T.manualSeed(6);
       T.noGrad(() => {
         for (const [, p] of m.namedParameters()) if (p.ndim > 1) p.copy_(T.randn(p.shape).mul(Math.sqrt(2 / p.size(1))));
+        // BatchNorm with running statistics other than the identity's (the conv stem)
+        for (const [name, b] of m.namedBuffers()) {
+          if (name.endsWith('running_mean')) b.copy_(T.randn(b.shape).mul(0.1));
+          if (name.endsWith('running_var')) b.copy_(T.rand(b.shape).add(0.5));
+        }
       });
       m.eval();
       const canvases = composeCanvases(canvasSource(test28), 16, 0);
@@ -167,13 +182,24 @@ describe('DETR detector → onnxruntime-node parity (real MNIST test digits on 6
       const c = { preset, classNames: test28.classNames, mean: test28.mean, std: test28.std };
       const { bytes, info } = detectorToOnnx(m, c, { dynamicBatch: true, opset });
       assert.deepEqual(info.outputs.map((o) => [o.name, o.dims]), [['logits', ['batch', 12, 11]], ['boxes', ['batch', 12, 4]]]);
+      const proto = decodeModel(bytes);
+      const ops = new Set(proto.graph!.node!.map((n) => n.opType));
+      const inits = new Set(proto.graph!.initializer!.map((t) => t.name));
+      assert.equal(ops.has('BatchNormalization'), cfg.stem === 'conv');
+      assert.equal(inits.has('stem.convs.0.weight') && inits.has('stem.norms.0.running_var'), cfg.stem === 'conv');
+      for (const op of ['Sin', 'Cos', 'Log', 'Clip']) assert.equal(ops.has(op), cfg.anchors, op);
+      assert.equal(inits.has('anchor_logits') && inits.has('anchor_head.layers.1.weight_T'), cfg.anchors);
+      // the heads shared by every decoder layer are stored once
+      assert.equal(proto.graph!.initializer!.filter((t) => t.name === 'box_head.layers.0.weight_T').length, 1);
+      assert.deepEqual(JSON.parse(metadataOf(proto)['vit_dfkd.detr']!), { anchors: cfg.anchors, stem: cfg.stem });
       const loaded = await loadOnnx(bytes);
       const outs = await runOnnx(loaded, x);
       const ref = T.inferenceMode(() => T.tidy(() => {
         const r = m.forward(normalize(x, c.mean, c.std));
-        return { logits: r.logits.contiguous().data() as Float32Array, boxes: r.boxes.contiguous().data() as Float32Array, range: r.logits.abs().max().item() };
+        return { logits: r.logits.contiguous().data() as Float32Array, boxes: r.boxes.contiguous().data() as Float32Array, range: r.logits.abs().max().item(), boxSpread: r.boxes.max().sub(r.boxes.min()).item() };
       }));
       assert.ok(ref.range > 1, `logits of a real scale (${ref.range})`);
+      assert.ok(ref.boxSpread > 0.3, `boxes spread over the image (${ref.boxSpread})`);
       assert.ok(maxAbsDiff(outs.logits!.data, ref.logits) <= TOL, `logits ${maxAbsDiff(outs.logits!.data, ref.logits)}`);
       assert.ok(maxAbsDiff(outs.boxes!.data, ref.boxes) <= TOL, `boxes ${maxAbsDiff(outs.boxes!.data, ref.boxes)}`);
       assert.equal(loaded.metadata['vit_dfkd.task'], 'detection');
@@ -193,6 +219,58 @@ describe('DETR detector → onnxruntime-node parity (real MNIST test digits on 6
       await loaded.session.release();
     });
   }
+
+  test('a fixed batch of 3 (anchor queries, conv stem): parity with the last chunk padded', async () => {
+    const m = createDetector('detr-student-64');
+    T.manualSeed(7);
+    T.noGrad(() => {
+      for (const [, p] of m.namedParameters()) if (p.ndim > 1) p.copy_(T.randn(p.shape).mul(Math.sqrt(2 / p.size(1))));
+    });
+    m.eval();
+    const x = canvasImages(composeCanvases(canvasSource(test28), 7, 1), 64);
+    const c = { preset: 'detr-student-64', classNames: test28.classNames, mean: [0.5], std: [0.5] };
+    const { bytes, info } = detectorToOnnx(m, c, { batch: 3, foldNormalization: false });
+    assert.deepEqual(info.inputs[0]!.dims, [3, 1, 64, 64]);
+    const loaded = await loadOnnx(bytes);
+    const r = await detectorParity(m, loaded, x);
+    assert.ok(r.maxAbsLogits <= TOL && r.maxAbsBoxes <= TOL, JSON.stringify(r));
+    x.dispose();
+    await loaded.session.release();
+  });
+
+  test('inverse sigmoid and anchor sine embedding graphs vs hand-worked values', async () => {
+    const O = await ort();
+    const g = new OnnxGraph(13);
+    const a = g.addInput('a', [1, 1, 4]);
+    // σ⁻¹ with the model's ε = 1e-5: 0.5 → 0, 0.25 → ln(1/3), 1 → ln((1 − ε)/ε), 0 → −ln((1 − ε)/ε)
+    g.addOutput('inv', inverseSigmoidGraph(g, a), [1, 1, 4]);
+    // D = 8: one frequency (1) per coordinate, angles 2π·[0.25, 0.5, 0, 1] = [π/2, π, 0, 2π] → (sin, cos) pairs
+    g.addOutput('sine', anchorSineEmbeddingGraph(g, a, 1, 8), [1, 1, 8]);
+    const s = await O.InferenceSession.create(g.serialize({ producerVersion: 'test', props: {} }));
+    const out = await s.run({ a: new O.Tensor('float32', Float32Array.from([0.5, 0.25, 1, 0]), [1, 1, 4]) });
+    const clampLogit = Math.log((1 - 1e-5) / 1e-5); // 11.512915
+    const inv = out.inv!.data as Float32Array;
+    [0, Math.log(1 / 3), clampLogit, -clampLogit].forEach((want, i) => assert.ok(Math.abs(inv[i]! - want) <= 1e-4, `inv[${i}] ${inv[i]} vs ${want}`));
+    const sineIn = await s.run({ a: new O.Tensor('float32', Float32Array.from([0.25, 0.5, 0, 1]), [1, 1, 4]) });
+    const sine = sineIn.sine!.data as Float32Array;
+    [1, 0, 0, -1, 0, 1, 0, 1].forEach((want, i) => assert.ok(Math.abs(sine[i]! - want) <= 1e-6, `sine[${i}] ${sine[i]} vs ${want}`));
+    await s.release();
+    // and the model's own anchorSineEmbedding gives the same on these anchors
+    const ref = anchorSineEmbedding(T.tensor([0.25, 0.5, 0, 1], { shape: [1, 1, 4] }), 8).toArray();
+    [1, 0, 0, -1, 0, 1, 0, 1].forEach((want, i) => assert.ok(Math.abs(ref[i]! - want) <= 1e-6));
+  });
+
+  test('what the graph cannot describe is refused with a clear message', () => {
+    const c = { preset: 'detr-student-64', classNames: test28.classNames, mean: [0.5], std: [0.5] };
+    const odd = createDetector('detr-student-64');
+    (odd.config as { stem: string }).stem = 'hybrid';
+    assert.throws(() => detectorToOnnx(odd, c), /'hybrid' stem is not supported \(only 'patch' and 'conv'\)/);
+    const narrow = createDetector('detr-student-64', { dim: 12, heads: 2 }); // 12 is no multiple of 8
+    assert.throws(() => detectorToOnnx(narrow, c), /width 12 must be a multiple of 8 for anchor queries/);
+    const noStem = createDetector('detr-student-64');
+    noStem.stem = null;
+    assert.throws(() => detectorToOnnx(noStem, c), /config says stem 'conv' but the model has no conv stem/);
+  });
 });
 
 describe('shipped teachers through ONNX Runtime', () => {

@@ -69,6 +69,7 @@ const KNOWN_OPS = new Set([
   'Add', 'Sub', 'Mul', 'Div', 'MatMul', 'Gemm', 'Erf', 'Relu', 'Sigmoid', 'Softmax', 'Sqrt', 'Pow', 'ReduceMean',
   'LayerNormalization', 'Conv', 'MaxPool', 'GlobalAveragePool', 'BatchNormalization', 'Flatten', 'Reshape',
   'Transpose', 'Concat', 'Gather', 'Slice', 'Shape', 'Expand', 'Unsqueeze', 'Squeeze', 'Identity', 'Split', 'Cast',
+  'Sin', 'Cos', 'Log', 'Clip',
 ]);
 
 export interface ModelMetadata {
@@ -92,6 +93,8 @@ export class OnnxGraph {
   private readonly defined = new Set<string>();
   private counter = 0;
   private readonly constCache = new Map<string, string>();
+  /** Initialisers made from a libtorch tensor: name → that tensor (a module applied twice shares them). */
+  private readonly sources = new Map<string, Tensor>();
 
   constructor(readonly opset: number = DEFAULT_OPSET, readonly name = 'vit-dfkd') {
     if (!Number.isInteger(opset) || opset < MIN_OPSET || opset > MAX_OPSET) {
@@ -166,11 +169,18 @@ export class OnnxGraph {
     return name;
   }
 
-  /** A libtorch tensor as an initialiser (float32, contiguous copy). */
+  /**
+   * A libtorch tensor as an initialiser (float32, contiguous copy). Asking again for the same name
+   * with the very same tensor (a module applied more than once, as DETR's heads at every decoder
+   * layer) returns the existing initialiser; the same name for another tensor is an error.
+   */
   weight(name: string, t: Tensor): string {
+    if (this.sources.get(name) === t) return name;
     const f = t.dtype === 'float32' ? t.contiguous() : t.float().contiguous();
     try {
-      return this.initFloat(name, f.data() as Float32Array, f.shape);
+      this.initFloat(name, f.data() as Float32Array, f.shape);
+      this.sources.set(name, t);
+      return name;
     } finally {
       f.dispose();
     }
@@ -178,10 +188,13 @@ export class OnnxGraph {
 
   /** The transpose of a 2-D libtorch tensor (a Linear weight [out, in] → [in, out]) as an initialiser. */
   weightT(name: string, t: Tensor): string {
+    if (this.sources.get(name) === t) return name;
     if (t.ndim !== 2) throw new Error(`ONNX export: ${name} is not a matrix`);
     const tt = t.t().float().contiguous();
     try {
-      return this.initFloat(name, tt.data() as Float32Array, tt.shape);
+      this.initFloat(name, tt.data() as Float32Array, tt.shape);
+      this.sources.set(name, t);
+      return name;
     } finally {
       tt.dispose();
     }
@@ -256,6 +269,16 @@ export class OnnxGraph {
   /** x[:, index] along `axis`, dropping that axis (Gather with a scalar index). */
   select(x: string, axis: number, index: number): string {
     return this.op('Gather', [x, this.constInt64([index], true)], { axis });
+  }
+
+  /** torch.clamp(x, lo, hi) with float bounds (Clip with min / max inputs, opset 11 on). */
+  clip(x: string, lo: number, hi: number): string {
+    return this.op('Clip', [x, this.constFloat(lo), this.constFloat(hi)]);
+  }
+
+  /** torch.unsqueeze at `axis` (axes as an input from opset 13). */
+  unsqueeze(x: string, axis: number): string {
+    return this.op('Unsqueeze', [x, this.constInt64([axis])]);
   }
 
   /** x[start:end] along `axis`. */
