@@ -65,9 +65,7 @@ export function randomAffine(x: Tensor, o: RandomAffineOptions): Tensor {
     const grid = affineGrid(theta, [B, C, H, W], false);
     const fills = typeof o.fill === 'number' ? new Array<number>(C).fill(o.fill) : o.fill;
     if (fills.length !== C) throw new Error(`randomAffine: ${fills.length} fill values for ${C} channels`);
-    const f = fills.every((v) => v === fills[0]) ? null : fills;
-    if (f === null) return gridSample(x.sub(fills[0]!), grid).add(fills[0]!);
-    const fillT = tensor(f, { shape: [1, C, 1, 1], device: x.device }).to(x.dtype);
+    const fillT = tensor(fills, { shape: [1, C, 1, 1], device: x.device }).to(x.dtype);
     return gridSample(x.sub(fillT), grid).add(fillT);
   });
 }

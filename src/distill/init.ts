@@ -41,13 +41,18 @@ function selectAlong(t: Tensor, dim: number, size: number, chunks = 1): Tensor {
   return out;
 }
 
+/** Why the student tensor `s` cannot be selected from the teacher's `t` (null when it can). */
+function selectionProblem(t: Tensor | undefined, s: Tensor): string | null {
+  if (!t) return 'not in the teacher';
+  if (t.ndim !== s.ndim) return `rank ${t.ndim} vs ${s.ndim}`;
+  if (t.shape.some((d, i) => d < s.shape[i]!)) return `teacher [${t.shape.join(', ')}] is smaller than student [${s.shape.join(', ')}]`;
+  return null;
+}
+
 /** Whether every student tensor has a same-named teacher tensor of the same rank and at least its size. */
 export function canSelectWeights(teacher: Module, student: Module): boolean {
   const tp = new Map(teacher.namedParameters());
-  return student.namedParameters().every(([name, s]) => {
-    const t = tp.get(name);
-    return t !== undefined && t.ndim === s.ndim && t.shape.every((d, i) => d >= s.shape[i]!);
-  });
+  return student.namedParameters().every(([name, s]) => selectionProblem(tp.get(name), s) === null);
 }
 
 /**
@@ -61,16 +66,9 @@ export function selectWeights(teacher: Module, student: Module): SelectionReport
   noGrad(() => {
     for (const [name, s] of student.namedParameters()) {
       const t = tp.get(name);
-      if (!t) {
-        report.kept[name] = 'not in the teacher';
-        continue;
-      }
-      if (t.ndim !== s.ndim) {
-        report.kept[name] = `rank ${t.ndim} vs ${s.ndim}`;
-        continue;
-      }
-      if (t.shape.some((d, i) => d < s.shape[i]!)) {
-        report.kept[name] = `teacher [${t.shape.join(', ')}] is smaller than student [${s.shape.join(', ')}]`;
+      const problem = selectionProblem(t, s);
+      if (problem !== null || !t) {
+        report.kept[name] = problem ?? 'not in the teacher';
         continue;
       }
       // q|k|v fused along dim 0: select inside each of the three chunks.
