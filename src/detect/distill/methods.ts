@@ -77,6 +77,30 @@ function studentOptions(h: typeof DETECT_STUDENT_DEFAULTS): StudentDistillOption
   return { threshold: h.threshold, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight, denseWeight: h.denseWeight };
 }
 
+
+/** A method whose state is a generator and its optimiser (tgan, dfad): preview, checkpoint and dispose through it. */
+abstract class GeneratorMethod implements DetectDistillMethod {
+  abstract readonly name: string;
+  abstract readonly studentStepsPerIteration: number;
+  abstract readonly studentLr: number;
+  abstract readonly student: StudentDistillOptions;
+  abstract readonly hparams: Record<string, number>;
+  protected abstract readonly gen: GeneratorTrainer<DCGANGenerator | TransformerGenerator>;
+  abstract synthesize(ctx: DetectDistillContext, iteration: number): DetectSynthBatch;
+  previewBatch(_ctx: DetectDistillContext, n: number): Tensor {
+    return this.gen.preview(n);
+  }
+  stateDict(): MethodState {
+    return this.gen.stateDict();
+  }
+  loadStateDict(s: MethodState): void {
+    this.gen.loadStateDict(s);
+  }
+  dispose(): void {
+    this.gen.dispose();
+  }
+}
+
 /** One generator update: backward through (frozen) teacher and student, then drop the student's grads. */
 function generatorStep(gen: GeneratorTrainer<DCGANGenerator | TransformerGenerator>, loss: Tensor, student: DETR): void {
   gen.opt.zeroGrad();
@@ -109,14 +133,15 @@ export const DETECT_TGAN_DEFAULTS = {
   topK: 2,
 };
 
-export class DetectTgan implements DetectDistillMethod {
+export class DetectTgan extends GeneratorMethod {
   readonly name = 'tgan';
   readonly studentStepsPerIteration: number;
   readonly studentLr: number;
   readonly student: StudentDistillOptions;
   readonly hparams: typeof DETECT_TGAN_DEFAULTS;
-  private readonly gen: GeneratorTrainer<TransformerGenerator>;
+  protected readonly gen: GeneratorTrainer<TransformerGenerator>;
   constructor(ctx: DetectDistillContext, overrides: Partial<typeof DETECT_TGAN_DEFAULTS> = {}) {
+    super();
     const h = { ...DETECT_TGAN_DEFAULTS, ...overrides };
     this.hparams = h;
     this.studentStepsPerIteration = h.studentSteps;
@@ -172,18 +197,6 @@ export class DetectTgan implements DetectDistillMethod {
     return { x: x.detach(), logs };
   }
 
-  previewBatch(_ctx: DetectDistillContext, n: number): Tensor {
-    return this.gen.preview(n);
-  }
-  stateDict(): MethodState {
-    return this.gen.stateDict();
-  }
-  loadStateDict(s: MethodState): void {
-    this.gen.loadStateDict(s);
-  }
-  dispose(): void {
-    this.gen.dispose();
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -201,14 +214,15 @@ export const DETECT_DFAD_DEFAULTS = {
  * DFAD for detectors: the generator maximises the matched discrepancy alone. The student uses Adam
  * (DFAD's SGD 0.1 diverges for a DETR from scratch; said in the README).
  */
-export class DetectDfad implements DetectDistillMethod {
+export class DetectDfad extends GeneratorMethod {
   readonly name = 'dfad';
   readonly studentStepsPerIteration: number;
   readonly studentLr: number;
   readonly student: StudentDistillOptions;
   readonly hparams: typeof DETECT_DFAD_DEFAULTS;
-  private readonly gen: GeneratorTrainer<DCGANGenerator>;
+  protected readonly gen: GeneratorTrainer<DCGANGenerator>;
   constructor(ctx: DetectDistillContext, overrides: Partial<typeof DETECT_DFAD_DEFAULTS> = {}) {
+    super();
     const h = { ...DETECT_DFAD_DEFAULTS, ...overrides };
     this.hparams = h;
     this.studentStepsPerIteration = h.studentSteps;
@@ -226,18 +240,6 @@ export class DetectDfad implements DetectDistillMethod {
     const d = matchedDiscrepancy(t, s, { threshold: h.threshold, tau: h.tau });
     generatorStep(this.gen, d.neg(), ctx.student);
     return { x: x.detach(), logs: { 'G/discrepancy': d.item() } };
-  }
-  previewBatch(_ctx: DetectDistillContext, n: number): Tensor {
-    return this.gen.preview(n);
-  }
-  stateDict(): MethodState {
-    return this.gen.stateDict();
-  }
-  loadStateDict(s: MethodState): void {
-    this.gen.loadStateDict(s);
-  }
-  dispose(): void {
-    this.gen.dispose();
   }
 }
 

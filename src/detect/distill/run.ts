@@ -4,17 +4,17 @@
 // mAP on the real validation canvases every `evalEvery` iterations (evaluation only); sample grids
 // with the teacher's confident boxes drawn; checkpoints with an exact --resume (libtorch's generator
 // re-seeded from (seed, iteration) at every iteration); a NaN loss stops with the last checkpoint intact.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { dispose, inferenceMode, manualSeed, noGrad, tidy, type Tensor } from '../../tensor/tensor.js';
-import { Adam, type OptimizerMeta } from '../../nn/optim.js';
+import { inferenceMode, manualSeed, noGrad, tidy, type Tensor } from '../../tensor/tensor.js';
+import { Adam } from '../../nn/optim.js';
 import { clipGradNorm } from '../../nn/clip.js';
 import { denormalize } from '../../data/augment.js';
 import { loadDetectionDataset, type DetectionDataset } from '../../data/detection.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../../export/checkpoint.js';
-import { writeFileAtomic, writeJsonAtomic } from '../../util/fs.js';
-import { createDetector, describeDetector, DETR } from '../../models/detr.js';
-import { iterationSeed, NaNLossError, type LoopConfig } from '../../distill/loop.js';
+import { checkpointPaths, saveTensors } from '../../export/checkpoint.js';
+import { writeJsonAtomic } from '../../util/fs.js';
+import { createDetector, describeDetector, DETR, DETR_PRESETS, isDetectorPreset } from '../../models/detr.js';
+import { NaNLossError, runBudgetedLoop, type DriverResult, type LoopConfig } from '../../distill/driver.js';
 import { drawBoxes, savePng } from '../../report/png.js';
 import { evaluateDetector, postprocess, predictionBoxes } from '../evaluate.js';
 import { loadDetector, type DetectorCard } from '../run.js';
@@ -33,11 +33,6 @@ export interface DetectLoopHooks {
 export function freezeDetector(m: DETR): void {
   m.eval();
   for (const p of m.parameters()) p.requiresGrad = false;
-}
-
-interface LoopState {
-  iteration: number;
-  seconds: number;
 }
 
 /** One student step on canvases x: teacher outputs as constants, the shared student objective. */
@@ -63,113 +58,38 @@ export function detectDistillLoop(
   out: string,
   val: DetectionDataset,
   opts: { resume?: boolean } & DetectLoopHooks = {},
-): { iterations: number; seconds: number; stoppedBy: 'iterations' | 'time' } {
-  const log = opts.log ?? (() => {});
-  const last = join(out, 'checkpoints', 'last');
-  mkdirSync(join(out, 'checkpoints'), { recursive: true });
-  mkdirSync(join(out, 'samples'), { recursive: true });
+): DriverResult {
   freezeDetector(ctx.teacher);
   ctx.student.train();
   const baseLr = cfg.studentLr ?? method.studentLr;
-  // The dense token head is training-only: its weights live in checkpoints/last, not in the student.
+  // The dense token head is training-only: its weights live in checkpoints/last (under dense.), not in the student.
   const dense = (method.student.denseWeight ?? 0) > 0 ? new DenseTokenHead(ctx.student.config.dim, ctx.numClasses) : null;
   const opt = new Adam(dense ? [...ctx.student.parameters(), ...dense.parameters()] : ctx.student.parameters(), { lr: baseLr });
-  let state: LoopState = { iteration: 0, seconds: 0 };
-  const metricsFile = join(out, 'metrics.jsonl');
-  if (opts.resume && existsSync(checkpointPaths(last).config)) {
-    const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(last);
-    const extra = loadCheckpointInto(last, ctx.student, ['optim.', 'method.', 'dense.']);
-    const optState: Record<string, Tensor> = {};
-    const methodState: Record<string, Tensor> = {};
-    const denseState: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(extra)) {
-      if (k.startsWith('optim.')) optState[k.slice(6)] = t;
-      else if (k.startsWith('dense.')) denseState[k.slice(6)] = t;
-      else methodState[k.slice(7)] = t;
-    }
-    if (dense) dense.loadStateDict(denseState);
-    opt.loadStateDict({ state: optState, meta: saved.optimizer });
-    method.loadStateDict({ tensors: methodState, meta: saved.method });
-    dispose(extra);
-    state = saved.state;
-    const rows = existsSync(metricsFile) ? readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
-    writeFileAtomic(metricsFile, rows.filter((l) => (JSON.parse(l) as { iteration: number }).iteration <= state.iteration).map((l) => `${l}\n`).join(''));
-    log(`resumed from ${last} at iteration ${state.iteration} (${state.seconds.toFixed(0)} s done)`);
-  } else {
-    writeFileAtomic(metricsFile, '');
-  }
-  const saveLast = (): void => {
-    const sd = opt.stateDict();
-    const extra: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(sd.state)) extra[`optim.${k}`] = t;
-    const ms = method.stateDict();
-    for (const [k, t] of Object.entries(ms.tensors)) extra[`method.${k}`] = t;
-    if (dense) for (const [k, t] of Object.entries(dense.stateDict())) extra[`dense.${k}`] = t;
-    saveCheckpoint(last, ctx.student, { loop: cfg, state, optimizer: sd.meta, method: ms.meta }, extra);
-    dispose(sd.state);
-    dispose(ms.tensors);
-  };
-
-  const budgetSeconds = cfg.minutes * 60;
-  const started = performance.now() - state.seconds * 1000;
-  const elapsed = (): number => (performance.now() - started) / 1000;
-  const sums: Record<string, number> = {};
-  let count = 0;
-  let stoppedBy: 'iterations' | 'time' = 'iterations';
-  const plannedTotal = (): number => {
-    if (!Number.isFinite(budgetSeconds) || state.iteration < 5) return cfg.iterations;
-    const perIt = elapsed() / state.iteration;
-    return Math.min(cfg.iterations, Math.max(state.iteration + 1, Math.floor(budgetSeconds / perIt)));
-  };
-  while (state.iteration < cfg.iterations) {
-    if (elapsed() >= budgetSeconds) {
-      stoppedBy = 'time';
-      break;
-    }
-    const it = state.iteration;
-    manualSeed(iterationSeed(cfg.seed, it));
-    const total = plannedTotal();
-    const lr = cfg.cosine ? 0.5 * baseLr * (1 + Math.cos((Math.PI * Math.min(it, total)) / Math.max(1, total))) : baseLr;
-    opt.setLr(lr);
-    const logs = tidy(() => {
-      const fresh = method.synthesize(ctx, it);
-      const l: Record<string, number> = { ...fresh.logs };
-      for (let k = 0; k < method.studentStepsPerIteration; k++) {
-        let sl: Record<string, number>;
-        try {
-          sl = detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, dense);
-        } catch (e) {
-          if (e instanceof NaNLossError) throw new NaNLossError(`${e.message} at iteration ${it}; the last checkpoint is ${checkpointPaths(last).weights}. Lower the learning rates or loss weights.`);
-          throw e;
+  try {
+    return runBudgetedLoop(cfg, out, { model: ctx.student, opt, method, extra: dense ? { dense } : {} }, {
+      baseLr,
+      resume: opts.resume,
+      log: opts.log,
+      onIteration: opts.onIteration,
+      onEval: opts.onEval,
+      step: (it) => {
+        const fresh = method.synthesize(ctx, it);
+        const l: Record<string, number> = { ...fresh.logs };
+        for (let k = 0; k < method.studentStepsPerIteration; k++) {
+          const sl = detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, dense);
+          for (const [key, v] of Object.entries(sl)) l[key] = (l[key] ?? 0) + v / method.studentStepsPerIteration;
         }
-        for (const [key, v] of Object.entries(sl)) l[key] = (l[key] ?? 0) + v / method.studentStepsPerIteration;
-      }
-      for (const [key, v] of Object.entries(l)) if (!Number.isFinite(v)) throw new NaNLossError(`${key} is ${v} at iteration ${it} (${method.name})`);
-      return l;
+        return l;
+      },
+      evaluate: () => {
+        const r = evaluateDetector(ctx.student, val);
+        return { val_map: r.map, val_ap50: r.ap50 };
+      },
+      samples: (iteration) => writeDetectionSamples(ctx, method, out, iteration),
     });
-    for (const [k, v] of Object.entries(logs)) sums[k] = (sums[k] ?? 0) + v;
-    count++;
-    state.iteration = it + 1;
-    state.seconds = elapsed();
-    opts.onIteration?.(state.iteration, plannedTotal(), logs, state.seconds);
-    const done = state.iteration >= cfg.iterations || elapsed() >= budgetSeconds;
-    if (state.iteration % cfg.evalEvery === 0 || done) {
-      const r = evaluateDetector(ctx.student, val);
-      ctx.student.train();
-      const row: Record<string, number> = { iteration: state.iteration, seconds: state.seconds, val_map: r.map, val_ap50: r.ap50, lr };
-      for (const [k, v] of Object.entries(sums)) row[k] = v / Math.max(1, count);
-      for (const k of Object.keys(sums)) delete sums[k];
-      count = 0;
-      appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
-      opts.onEval?.(row);
-    }
-    if (state.iteration % cfg.sampleEvery === 0 || done) writeDetectionSamples(ctx, method, out, state.iteration);
-    if (state.iteration % cfg.checkpointEvery === 0 || done) saveLast();
+  } finally {
+    dense?.dispose();
   }
-  if (state.iteration === 0) saveLast();
-  opt.disposeState();
-  dense?.dispose();
-  return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
 }
 
 /** samples/iter-NNNNNN.png: 16 preview canvases with the teacher's confident detections drawn. */
@@ -225,10 +145,16 @@ export interface DetectDistillResult {
   data_free: boolean;
 }
 
-export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opts: { resume?: boolean } & DetectLoopHooks = {}): DetectDistillResult {
-  const spec = DETECT_METHODS[cfg.method];
-  if (!spec) throw new Error(`unknown detection method '${cfg.method}'; available: ${Object.keys(DETECT_METHODS).join(', ')}`);
+/** The checks that need nothing loaded (method, teacher path, student preset): run before any output is written. */
+export function checkDetectRunInputs(cfg: Pick<DetectDistillConfig, 'method' | 'teacher' | 'student'>): void {
+  if (!DETECT_METHODS[cfg.method]) throw new Error(`unknown detection method '${cfg.method}'; available: ${Object.keys(DETECT_METHODS).join(', ')}`);
   if (!existsSync(cfg.teacher)) throw new Error(`teacher not found: ${cfg.teacher} (a run folder made by dfkd train on a detection dataset)`);
+  if (!isDetectorPreset(cfg.student)) throw new Error(`unknown detector preset '${cfg.student}'; available: ${Object.keys(DETR_PRESETS).join(', ')}`);
+}
+
+export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opts: { resume?: boolean } & DetectLoopHooks = {}): DetectDistillResult {
+  checkDetectRunInputs(cfg);
+  const spec = DETECT_METHODS[cfg.method]!;
   const { model: teacher, card } = loadDetector(cfg.teacher);
   manualSeed(cfg.loop.seed);
   const overrides = { numClasses: card.numClasses, inChannels: teacher.config.inChannels, imageSize: teacher.config.imageSize };

@@ -1,0 +1,191 @@
+// The budgeted training driver both distillation loops run in (classification, distill/loop.ts;
+// detection, detect/distill/run.ts): the iteration / time budget, the cosine learning-rate schedule
+// over the planned total (re-estimated from the measured speed), libtorch's generator re-seeded from
+// (seed, iteration) at every iteration start, loss averaging into metrics.jsonl rows at each
+// evaluation, sample grids, checkpoints/last (the model, `optim.*`, `method.*` and any training-only
+// modules under their own prefix) with an exact --resume, and a NaN loss that stops the run with a
+// message pointing at the last good checkpoint — or saying that none was written yet.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { dispose, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
+import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
+import type { Module } from '../nn/module.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint } from '../export/checkpoint.js';
+import { writeFileAtomic } from '../util/fs.js';
+
+export interface LoopConfig {
+  /** Stop after this many iterations... */
+  iterations: number;
+  /** ...or after this many minutes of training (whichever comes first; resumed time counts). */
+  minutes: number;
+  batchSize: number;
+  seed: number;
+  evalEvery: number;
+  sampleEvery: number;
+  checkpointEvery: number;
+  /** Student learning-rate override (else the method's default). */
+  studentLr?: number;
+  /** Cosine-decay the student's learning rate over the iteration budget. */
+  cosine: boolean;
+  clipNorm: number;
+}
+
+export const iterationSeed = (seed: number, iteration: number): number => seed * 1_000_003 + iteration;
+
+export class NaNLossError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NaNLossError';
+  }
+}
+
+export interface LoopState {
+  iteration: number;
+  seconds: number;
+}
+
+/** What a method keeps between iterations (generator, its optimiser, an image bank), for checkpoints. */
+export interface StatefulMethod {
+  readonly name: string;
+  stateDict(): { tensors: Record<string, Tensor>; meta: Record<string, unknown> };
+  loadStateDict(s: { tensors: Record<string, Tensor>; meta: Record<string, unknown> }): void;
+}
+
+export interface DriverParts {
+  /** Saved at the top level of checkpoints/last (the student). */
+  model: Module;
+  opt: Optimizer;
+  method: StatefulMethod;
+  /** Training-only modules saved under `<prefix>.` in checkpoints/last (the detection dense head). */
+  extra?: Record<string, Module>;
+}
+
+export interface DriverHooks {
+  baseLr: number;
+  /**
+   * One iteration (run inside tidy): the synthesis step and the student steps; returns the losses to
+   * log. A non-finite loss throws NaNLossError (or is returned and caught here); the driver adds the
+   * iteration and where the last good checkpoint is.
+   */
+  step: (iteration: number) => Record<string, number>;
+  /** The validation metrics (evaluation only; the model is put back in train mode after). */
+  evaluate: () => Record<string, number>;
+  /** Sample grids every `sampleEvery` iterations and at the end. */
+  samples?: (iteration: number) => void;
+  resume?: boolean;
+  log?: (line: string) => void;
+  onIteration?: (it: number, total: number, logs: Record<string, number>, seconds: number) => void;
+  onEval?: (row: { iteration: number; seconds: number; [k: string]: number }) => void;
+}
+
+export interface DriverResult {
+  iterations: number;
+  seconds: number;
+  stoppedBy: 'iterations' | 'time';
+}
+
+export function runBudgetedLoop(cfg: LoopConfig, out: string, parts: DriverParts, h: DriverHooks): DriverResult {
+  const log = h.log ?? (() => {});
+  const last = join(out, 'checkpoints', 'last');
+  mkdirSync(join(out, 'checkpoints'), { recursive: true });
+  mkdirSync(join(out, 'samples'), { recursive: true });
+  const { model, opt, method } = parts;
+  const extraModules = Object.entries(parts.extra ?? {});
+  const prefixes = ['optim.', 'method.', ...extraModules.map(([p]) => `${p}.`)];
+  let state: LoopState = { iteration: 0, seconds: 0 };
+  const metricsFile = join(out, 'metrics.jsonl');
+
+  const resuming = Boolean(h.resume && existsSync(checkpointPaths(last).config));
+  if (resuming) {
+    const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(last);
+    const extra = loadCheckpointInto(last, model, prefixes);
+    const byPrefix = (p: string): Record<string, Tensor> =>
+      Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith(p)).map(([k, t]) => [k.slice(p.length), t]));
+    for (const [p, m] of extraModules) m.loadStateDict(byPrefix(`${p}.`));
+    opt.loadStateDict({ state: byPrefix('optim.'), meta: saved.optimizer });
+    method.loadStateDict({ tensors: byPrefix('method.'), meta: saved.method });
+    dispose(extra);
+    state = saved.state;
+    // Drop metric rows logged after the checkpoint (the run was interrupted in between).
+    const rows = existsSync(metricsFile) ? readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
+    writeFileAtomic(metricsFile, rows.filter((l) => (JSON.parse(l) as LoopState).iteration <= state.iteration).map((l) => `${l}\n`).join(''));
+    log(`resumed from ${last} at iteration ${state.iteration} (${state.seconds.toFixed(0)} s done)`);
+  } else {
+    writeFileAtomic(metricsFile, '');
+  }
+
+  // Whether checkpoints/last holds this run's state: a NaN message must not point at a checkpoint that is not there.
+  let checkpointed = resuming;
+  const lastGood = (): string =>
+    checkpointed ? `the last good checkpoint is ${checkpointPaths(last).weights}` : `no checkpoint was written yet (one every ${cfg.checkpointEvery} iterations)`;
+  const saveLast = (): void => {
+    const sd = opt.stateDict();
+    const ms = method.stateDict();
+    const extra: Record<string, Tensor> = {};
+    for (const [k, t] of Object.entries(sd.state)) extra[`optim.${k}`] = t;
+    for (const [k, t] of Object.entries(ms.tensors)) extra[`method.${k}`] = t;
+    for (const [p, m] of extraModules) for (const [k, t] of Object.entries(m.stateDict())) extra[`${p}.${k}`] = t;
+    saveCheckpoint(last, model, { loop: cfg, state, optimizer: sd.meta, method: ms.meta }, extra);
+    checkpointed = true;
+    dispose(sd.state);
+    dispose(ms.tensors);
+  };
+
+  const budgetSeconds = cfg.minutes * 60;
+  const started = performance.now() - state.seconds * 1000;
+  const elapsed = (): number => (performance.now() - started) / 1000;
+  const sums: Record<string, number> = {};
+  let count = 0;
+  let stoppedBy: 'iterations' | 'time' = 'iterations';
+  // The planned total drives the cosine schedule: the iteration cap, or the time budget at the
+  // measured speed (re-estimated as the run goes).
+  const plannedTotal = (): number => {
+    if (!Number.isFinite(budgetSeconds) || state.iteration < 5) return cfg.iterations;
+    const perIt = elapsed() / state.iteration;
+    return Math.min(cfg.iterations, Math.max(state.iteration + 1, Math.floor(budgetSeconds / perIt)));
+  };
+
+  while (state.iteration < cfg.iterations) {
+    if (elapsed() >= budgetSeconds) {
+      stoppedBy = 'time';
+      break;
+    }
+    const it = state.iteration;
+    manualSeed(iterationSeed(cfg.seed, it));
+    const total = plannedTotal();
+    const lr = cfg.cosine ? 0.5 * h.baseLr * (1 + Math.cos((Math.PI * Math.min(it, total)) / Math.max(1, total))) : h.baseLr;
+    opt.setLr(lr);
+    let logs: Record<string, number>;
+    try {
+      logs = tidy(() => h.step(it));
+      for (const [key, v] of Object.entries(logs)) if (!Number.isFinite(v)) throw new NaNLossError(`${key} is ${v} (${method.name})`);
+    } catch (e) {
+      if (e instanceof NaNLossError) {
+        throw new NaNLossError(`${e.message} at iteration ${it}; ${lastGood()}. Lower the learning rates or loss weights.`);
+      }
+      throw e;
+    }
+    for (const [k, v] of Object.entries(logs)) sums[k] = (sums[k] ?? 0) + v;
+    count++;
+    state.iteration = it + 1;
+    state.seconds = elapsed();
+    h.onIteration?.(state.iteration, plannedTotal(), logs, state.seconds);
+
+    const done = state.iteration >= cfg.iterations || elapsed() >= budgetSeconds;
+    if (state.iteration % cfg.evalEvery === 0 || done) {
+      const metrics = h.evaluate();
+      model.train();
+      const row: { iteration: number; seconds: number; [k: string]: number } = { iteration: state.iteration, seconds: state.seconds, ...metrics, lr };
+      for (const [k, v] of Object.entries(sums)) row[k] = v / Math.max(1, count);
+      for (const k of Object.keys(sums)) delete sums[k];
+      count = 0;
+      appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
+      h.onEval?.(row);
+    }
+    if ((state.iteration % cfg.sampleEvery === 0 || done) && h.samples) h.samples(state.iteration);
+    if (state.iteration % cfg.checkpointEvery === 0 || done) saveLast();
+  }
+  if (state.iteration === 0) saveLast();
+  opt.disposeState();
+  return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
+}
