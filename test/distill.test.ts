@@ -41,7 +41,7 @@ const BATCH = 8;
 
 /** Small generators and few inner steps, so that every method costs well under a second per iteration. */
 const SMALL: Record<string, Record<string, number | boolean>> = {
-  tgan: { latentDim: 16, genDim: 16, genDepth: 1, genHeads: 2, studentSteps: 2, bankBatches: 4 },
+  tgan: { latentDim: 16, genDim: 16, genDepth: 1, genHeads: 2, studentSteps: 2, bankBatches: 4, lambdaPatch: 1 },
   dafl: { latentDim: 16, baseChannels: 8, lrG: 1e-2 },
   dfad: { latentDim: 16, baseChannels: 8, studentSteps: 2 },
   zskt: { latentDim: 16, baseChannels: 8, studentSteps: 2 },
@@ -486,10 +486,19 @@ describe('dfkd distill: bad input', () => {
     assert.notEqual(r.status, 0);
     assert.ok(r.stderr.includes(missing), r.stderr);
     assert.doesNotMatch(r.stderr, STACK_LINE);
+    assert.ok(!existsSync(join(work, 'cli-missing')), 'the run folder was created for a run that could not start');
     // the check above can see a stack: with DFKD_DEBUG one is printed
     const d = runCli(['--teacher', missing, '--student', 'vit-student-28', '--method', 'noise', '--iterations', '1', '--out', join(work, 'cli-missing'), '--no-report'], { DFKD_DEBUG: '1' });
     assert.notEqual(d.status, 0);
     assert.match(d.stderr, STACK_LINE);
+  });
+
+  test('an unknown student preset: an error listing the presets, no run folder', () => {
+    const r = runCli(['--teacher', teacherDir, '--student', 'vit-nano', '--method', 'noise', '--iterations', '1', '--out', join(work, 'cli-preset'), '--no-report']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /unknown model preset 'vit-nano'; available: .*vit-student-28/);
+    assert.doesNotMatch(r.stderr, STACK_LINE);
+    assert.ok(!existsSync(join(work, 'cli-preset')));
   });
 
   test('a student with a different input size: a clear error naming both shapes', () => {

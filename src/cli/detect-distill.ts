@@ -1,12 +1,11 @@
 // dfkd distill --task detect: data-free distillation of a DETR teacher into a DETR student.
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import type { LoopConfig } from '../distill/loop.js';
 import { DETECT_METHODS } from '../detect/distill/methods.js';
-import { runDetectDistillation, type DetectDistillConfig, type DetectDistillResult } from '../detect/distill/run.js';
+import { checkDetectRunInputs, runDetectDistillation, type DetectDistillConfig, type DetectDistillResult } from '../detect/distill/run.js';
 import { writeRunReport } from '../report/html.js';
 import { progressBar } from './progress.js';
-import { hparamFlags, kebab, type DistillCliOptions } from './distill.js';
+import { hparamFlags, kebab, loopConfigOf, type DistillCliOptions } from './distill.js';
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 const f4 = (x: number): string => x.toFixed(4);
@@ -41,20 +40,10 @@ export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResu
   for (const k of hparamFlags().keys()) {
     if (o[k] !== undefined && !detectFlags.has(k)) throw new Error(`--${kebab(k)} is a classification hyper-parameter; it does not apply to detection`);
   }
+  checkDetectRunInputs(o);
   const out = o.out ?? join('runs', `distill-detect-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
   mkdirSync(out, { recursive: true });
-  const loop: LoopConfig = {
-    iterations: o.iterations ?? Number.MAX_SAFE_INTEGER,
-    minutes: o.minutes ?? (o.iterations === undefined ? 10 : Number.POSITIVE_INFINITY),
-    batchSize: o.batch,
-    seed: o.seed,
-    evalEvery: o.evalEvery,
-    sampleEvery: o.sampleEvery,
-    checkpointEvery: o.checkpointEvery,
-    studentLr: o.studentLr,
-    cosine: o.cosine,
-    clipNorm: o.clipNorm,
-  };
+  const loop = loopConfigOf(o);
   const cfg: DetectDistillConfig = { task: 'detect', teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit as DetectDistillConfig['studentInit'] };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill (detection): ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);

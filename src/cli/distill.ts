@@ -1,7 +1,7 @@
 // dfkd distill: run a data-free method (or a reference) with progress, sample grids and a report.
 import { join } from 'node:path';
 import { mkdirSync } from 'node:fs';
-import { runDistillation, type DistillResult, type DistillRunConfig } from '../distill/run.js';
+import { checkRunInputs, runDistillation, type DistillResult, type DistillRunConfig } from '../distill/run.js';
 import { METHODS } from '../distill/methods/index.js';
 import type { LoopConfig } from '../distill/loop.js';
 import { classGrid, saveGridLayout, savePng } from '../report/png.js';
@@ -48,19 +48,9 @@ export interface DistillCliOptions {
   [hparam: string]: unknown;
 }
 
-export function runDistillCommand(o: DistillCliOptions): DistillResult {
-  const spec = METHODS[o.method];
-  if (!spec) throw new Error(`unknown method '${o.method}'; available: ${Object.keys(METHODS).join(', ')}`);
-  const hparams: Record<string, number | boolean> = {};
-  for (const [k, f] of hparamFlags()) {
-    const v = o[k];
-    if (v === undefined) continue;
-    if (!f.methods.includes(o.method)) throw new Error(`--${kebab(k)} does not apply to ${o.method} (it is a hyper-parameter of ${f.methods.join(', ')})`);
-    hparams[k] = typeof spec.defaults[k] === 'boolean' ? v === true || v === 'true' : Number(v);
-  }
-  const out = o.out ?? join('runs', `distill-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  mkdirSync(out, { recursive: true });
-  const loop: LoopConfig = {
+/** The loop budget and cadence from the flags (shared by classification and detection): 10 minutes unless --iterations or --minutes. */
+export function loopConfigOf(o: Pick<DistillCliOptions, 'iterations' | 'minutes' | 'batch' | 'seed' | 'evalEvery' | 'sampleEvery' | 'checkpointEvery' | 'studentLr' | 'cosine' | 'clipNorm'>): LoopConfig {
+  return {
     iterations: o.iterations ?? Number.MAX_SAFE_INTEGER,
     minutes: o.minutes ?? (o.iterations === undefined ? 10 : Number.POSITIVE_INFINITY),
     batchSize: o.batch,
@@ -72,6 +62,22 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
     cosine: o.cosine,
     clipNorm: o.clipNorm,
   };
+}
+
+export function runDistillCommand(o: DistillCliOptions): DistillResult {
+  const spec = METHODS[o.method];
+  if (!spec) throw new Error(`unknown method '${o.method}'; available: ${Object.keys(METHODS).join(', ')}`);
+  const hparams: Record<string, number | boolean> = {};
+  for (const [k, f] of hparamFlags()) {
+    const v = o[k];
+    if (v === undefined) continue;
+    if (!f.methods.includes(o.method)) throw new Error(`--${kebab(k)} does not apply to ${o.method} (it is a hyper-parameter of ${f.methods.join(', ')})`);
+    hparams[k] = typeof spec.defaults[k] === 'boolean' ? v === true || v === 'true' : Number(v);
+  }
+  checkRunInputs(o);
+  const out = o.out ?? join('runs', `distill-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  mkdirSync(out, { recursive: true });
+  const loop = loopConfigOf(o);
   const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill: ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDataset } from '../data/index.js';
 import { loadClassifier, type ModelCard } from '../models/load.js';
-import { createModel } from '../models/registry.js';
+import { createModel, PRESETS, UnknownPresetError } from '../models/registry.js';
 import { countFlops } from '../models/flops.js';
 import type { Classifier } from '../models/types.js';
 import { saveTensors, checkpointPaths } from '../export/checkpoint.js';
@@ -75,9 +75,15 @@ export function resolveStudentInit(how: StudentInit, method: string, teacher: Cl
   return canSelectWeights(teacher as unknown as Module, student as unknown as Module) ? 'select' : 'random';
 }
 
-export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resume?: boolean } & LoopHooks = {}): DistillResult {
+/** The checks that need nothing loaded (the method, the teacher path, the student preset): run before any output is written. */
+export function checkRunInputs(cfg: Pick<DistillRunConfig, 'method' | 'teacher' | 'student'>): void {
   if (!METHODS[cfg.method]) throw new Error(`unknown method '${cfg.method}'; available: ${Object.keys(METHODS).join(', ')}`);
   if (!existsSync(cfg.teacher)) throw new Error(`teacher not found: ${cfg.teacher} (a run folder made by dfkd train, or a .safetensors checkpoint with its .json)`);
+  if (!Object.prototype.hasOwnProperty.call(PRESETS, cfg.student)) throw new UnknownPresetError(cfg.student);
+}
+
+export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resume?: boolean } & LoopHooks = {}): DistillResult {
+  checkRunInputs(cfg);
   const { model: teacher, card } = loadClassifier(cfg.teacher);
   manualSeed(cfg.loop.seed);
   const student = createModel(cfg.student, { numClasses: card.numClasses } as never);
