@@ -96,6 +96,15 @@ describe('saveCheckpoint / loadCheckpointInto', () => {
     assert.deepEqual([...e.unexpected].sort(), Object.keys(extra).sort());
   });
 
+  test('a failed load frees every tensor it read, the extras included', () => {
+    const base = fresh();
+    saveCheckpoint(base, createModel('vit-tiny-28'), {}, { 'optim.step': T.tensor([1], { dtype: 'int64' }) });
+    const other = createModel('lenet5-28');
+    const before = T.liveTensors();
+    assert.throws(() => loadCheckpointInto(base, other, ['optim.']), StateDictError);
+    assert.equal(T.liveTensors(), before, 'tensors leaked by the failed load');
+  });
+
   test('loading into a different preset fails with a StateDictError naming the weights file and every mismatched key, and changes nothing', () => {
     const base = fresh();
     const src = createModel('vit-tiny-28');

@@ -370,6 +370,11 @@ describe('layer gradients against central differences (float64, relative error <
     checkGrad('Conv2d', (x) => c.forward(x), [f64([2, 2, 5, 5]), c.weight, c.bias!]);
   });
 
+  test('Conv2d / ConvTranspose2d: channels not divisible by groups are refused at construction', () => {
+    assert.throws(() => new Conv2d(3, 4, 3, { groups: 2 }), /Conv2d: channels 3→4 not divisible by groups 2/);
+    assert.throws(() => new ConvTranspose2d(4, 3, 3, { groups: 2 }), /ConvTranspose2d: channels 4→3 not divisible by groups 2/);
+  });
+
   test('ConvTranspose2d (stride 2): input, weight and bias; output size (H−1)·2 + 3', () => {
     const c = new ConvTranspose2d(2, 3, 3, { stride: 2 }).to('float64');
     const x = f64([1, 2, 3, 3]);

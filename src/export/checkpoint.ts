@@ -95,6 +95,7 @@ export function loadCheckpointInto(base: string, module: Module, extraPrefixes: 
   try {
     module.loadStateDict(model);
   } catch (e) {
+    for (const t of Object.values(extra)) t.dispose();
     (e as Error).message = `${weights}: ${(e as Error).message}`;
     throw e;
   } finally {

@@ -69,6 +69,7 @@ export class ConvTranspose2d extends Module implements Layer {
     super();
     const [kh, kw] = pair(kernelSize);
     const groups = o.groups ?? 1;
+    if (inChannels % groups !== 0 || outChannels % groups !== 0) throw new Error(`ConvTranspose2d: channels ${inChannels}→${outChannels} not divisible by groups ${groups}`);
     this.options = { stride: o.stride ?? 1, padding: o.padding ?? 0, dilation: o.dilation ?? 1, groups, outputPadding: o.outputPadding ?? 0 };
     // PyTorch's transposed-conv weight layout: [in, out/groups, kh, kw].
     this.weight = this.registerParameter('weight', empty([inChannels, outChannels / groups, kh, kw]));
