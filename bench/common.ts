@@ -1,5 +1,6 @@
 // Shared benchmark plumbing: machine description, result files (JSON + a printed table).
-import { execSync } from 'node:child_process';
+import { execSync, spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus, availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -56,4 +57,71 @@ export function printTable(rows: Record<string, unknown>[]): void {
   process.stdout.write(line(cols));
   process.stdout.write(line(widths.map((w) => '-'.repeat(w))));
   for (const r of rows) process.stdout.write(line(cols.map((c) => fmt(r[c]))));
+}
+
+/** JSON with object keys sorted: equal for equal configurations whatever the key order. */
+export function canonical(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonical).join(',')}]`;
+  if (v !== null && typeof v === 'object') {
+    return `{${Object.keys(v as object).sort().map((k) => `${JSON.stringify(k)}:${canonical((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(v);
+}
+
+/**
+ * Runs `labels` as child processes of this bench (`--only <label> --jobs 1`, 1 thread each), `jobs`
+ * at a time, each child's log prefixed with its label. The parent then finds them finished.
+ */
+export async function runInParallel(labels: string[], jobs: number, argv: string[]): Promise<void> {
+  const base: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--jobs' || argv[i] === '--only') i++;
+    else base.push(argv[i]!);
+  }
+  const queue = [...labels];
+  const failures: string[] = [];
+  const worker = async (): Promise<void> => {
+    for (let label = queue.shift(); label !== undefined; label = queue.shift()) {
+      const l = label;
+      const code = await new Promise<number>((resolve) => {
+        const child = spawn(process.execPath, [...base, '--only', l, '--jobs', '1'], {
+          env: { ...process.env, VIT_DFKD_THREADS: '1' },
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
+        let partial = '';
+        child.stderr.on('data', (d: Buffer) => {
+          const lines = (partial + d.toString()).split(/\r|\n/);
+          partial = lines.pop() ?? '';
+          for (const line of lines) if (line.trim() !== '') process.stderr.write(`[${l}] ${line}\n`);
+        });
+        child.on('close', (c) => resolve(c ?? 1));
+      });
+      if (code !== 0) failures.push(`${l} (exit ${code})`);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, labels.length) }, worker));
+  if (failures.length) throw new Error(`bench runs failed: ${failures.join(', ')}; their logs are above`);
+}
+
+/**
+ * A bench row memoised in `<dir>/bench-row.json` together with the configuration that produced it:
+ * returned as is when `want` is that configuration (runs made by `--jobs` children, or a table that
+ * was interrupted), computed by `run` and recorded otherwise.
+ */
+export function memoRow<T>(dir: string, want: unknown, run: () => T, label = dir): T {
+  const file = join(dir, 'bench-row.json');
+  if (existsSync(file)) {
+    try {
+      const m = JSON.parse(readFileSync(file, 'utf8')) as { want: unknown; row: T };
+      if (canonical(m.want) === canonical(want)) {
+        process.stderr.write(`\n== ${label}: reusing the finished run in ${dir} (same configuration)\n`);
+        return m.row;
+      }
+    } catch {
+      // unreadable: run again
+    }
+  }
+  const row = run();
+  writeJsonAtomic(file, { want, row });
+  return row;
 }

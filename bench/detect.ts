@@ -12,9 +12,10 @@ import { loadCheckpointInto } from '../src/export/checkpoint.js';
 import { DETECT_TRAIN_DEFAULTS, detectTrainRun, loadDetector, type DetectTrainConfig } from '../src/detect/run.js';
 import { evaluateDetector } from '../src/detect/evaluate.js';
 import { runDetectDistillation } from '../src/detect/distill/run.js';
+import { DETECT_METHODS } from '../src/detect/distill/methods.js';
 import type { LoopConfig } from '../src/distill/loop.js';
 import { writeComparisonReport } from '../src/report/html.js';
-import { BENCH_DIR, report } from './common.js';
+import { BENCH_DIR, memoRow, report, runInParallel } from './common.js';
 
 export interface DetectBenchOptions {
   teacher: string;
@@ -27,6 +28,11 @@ export interface DetectBenchOptions {
   seed: number;
   hparams?: Record<string, Record<string, number>>;
   tiny?: boolean;
+  /** Runs at once, each a 1-thread child process (see bench distill). */
+  jobs?: number;
+  argv?: string[];
+  /** Child mode: run this one unit (`scratch` or a method) into its run folder, write no table. */
+  only?: string;
 }
 
 const TINY_SPEC = 'canvas-mnist?n=32&nval=16&ntest=16&size=32&scale=10-16&objects=1-2';
@@ -54,56 +60,89 @@ export async function benchDetect(o: DetectBenchOptions): Promise<string> {
   const runsDir = join(BENCH_DIR, 'runs', name);
   let teacherPath = o.teacher;
   if (o.tiny) {
-    const dir = tinyTeacher(join(runsDir, 'teacher'));
-    const { publishDetector, detectorCard } = await import('../src/detect/run.js');
-    const m = createDetector('detr-teacher-64', { imageSize: 32, numClasses: 10, inChannels: 1 });
-    loadCheckpointInto(join(dir, 'checkpoints', 'best'), m);
-    const data = loadDetectionDataset(TINY_SPEC, 'val');
-    publishDetector(dir, m, detectorCard({ model: 'detr-teacher-64', modelOverrides: { imageSize: 32 }, dataset: TINY_SPEC }, m, data, { val_map: 0, seconds: 0 }));
+    const dir = join(runsDir, 'teacher');
+    // The parent trains the tiny teacher afresh (its runs go with it); --jobs children use the parent's.
+    if (!o.only || !existsSync(join(dir, 'model.json'))) {
+      if (!o.only) rmSync(runsDir, { recursive: true, force: true });
+      tinyTeacher(dir);
+      const { publishDetector, detectorCard } = await import('../src/detect/run.js');
+      const m = createDetector('detr-teacher-64', { imageSize: 32, numClasses: 10, inChannels: 1 });
+      loadCheckpointInto(join(dir, 'checkpoints', 'best'), m);
+      const data = loadDetectionDataset(TINY_SPEC, 'val');
+      publishDetector(dir, m, detectorCard({ model: 'detr-teacher-64', modelOverrides: { imageSize: 32 }, dataset: TINY_SPEC }, m, data, { val_map: 0, seconds: 0 }));
+    }
     teacherPath = dir;
   }
   if (!existsSync(teacherPath)) {
     throw new Error(`bench detect: no teacher at ${teacherPath}; train one with dfkd train --dataset canvas-mnist --model detr-teacher-64 --out ${teacherPath} (README), or pass --teacher`);
   }
+  const units = ['scratch', ...o.methods];
+  if (o.only && !units.includes(o.only)) throw new Error(`bench detect: --only ${o.only} is not one of ${units.join(', ')}`);
+  if (!o.only && (o.jobs ?? 1) > 1) await runInParallel(units, o.jobs!, o.argv ?? process.argv.slice(1));
+
   const { model: teacher, card } = loadDetector(teacherPath);
   const test = loadDetectionDataset(card.dataset, 'test');
-  const rows: Record<string, unknown>[] = [];
-  const curves: { name: string; points: [number, number][] }[] = [];
-  const t = evaluateDetector(teacher, test);
   const teacherFlops = describeDetector(card.preset, card.overrides).flops;
-  rows.push({ model: 'teacher', preset: card.preset, data_free: false, map: t.map, ap50: t.ap50, map_retention: 1, seconds: card.seconds ?? null, params: teacher.numParameters(), flops: teacherFlops });
-  process.stderr.write(`teacher ${teacherPath}: test mAP ${t.map.toFixed(4)}, AP50 ${t.ap50.toFixed(4)}\n`);
+  const overrides = { numClasses: card.numClasses, inChannels: teacher.config.inChannels, imageSize: teacher.config.imageSize };
+  let teacherMap = -1;
+  const teacherTestMap = (): number => {
+    if (teacherMap < 0) teacherMap = evaluateDetector(teacher, test).map;
+    return teacherMap;
+  };
 
   // scratch: the student trained on the real training canvases and their labels.
-  {
+  const scratch = (): Record<string, unknown> => {
     const out = join(runsDir, 'scratch');
-    const overrides = { numClasses: card.numClasses, inChannels: teacher.config.inChannels, imageSize: teacher.config.imageSize };
     const cfg: DetectTrainConfig = { ...DETECT_TRAIN_DEFAULTS, dataset: card.dataset, model: o.student, modelOverrides: overrides, epochs: o.tiny ? 1 : o.scratchEpochs, batchSize: o.tiny ? 8 : o.batch, seed: o.seed };
-    manualSeed(o.seed);
-    const student = createDetector(o.student, overrides);
-    process.stderr.write(`\n== scratch: ${o.student} on ${card.dataset}, ${cfg.epochs} epochs\n`);
-    const r = detectTrainRun(cfg, out, student, { train: loadDetectionDataset(card.dataset, 'train'), val: loadDetectionDataset(card.dataset, 'val') }, {
-      onEpoch: (m) => process.stderr.write(`  epoch ${m.epoch} ${m.seconds.toFixed(0)} s: val mAP ${m.val_map.toFixed(4)}\n`),
-    });
-    loadCheckpointInto(join(out, 'checkpoints', 'best'), student);
-    const s = evaluateDetector(student, test);
-    rows.push({ model: 'scratch', preset: o.student, data_free: false, map: s.map, ap50: s.ap50, map_retention: t.map > 0 ? s.map / t.map : 0, seconds: r.seconds, params: student.numParameters(), flops: describeDetector(o.student, overrides).flops });
-    curves.push({ name: 'scratch', points: curve(out) });
-  }
+    return memoRow(out, { unit: 'scratch', teacher: teacherPath, cfg }, () => {
+      manualSeed(o.seed);
+      const student = createDetector(o.student, overrides);
+      process.stderr.write(`\n== scratch: ${o.student} on ${card.dataset}, ${cfg.epochs} epochs\n`);
+      const r = detectTrainRun(cfg, out, student, { train: loadDetectionDataset(card.dataset, 'train'), val: loadDetectionDataset(card.dataset, 'val') }, {
+        onEpoch: (m) => process.stderr.write(`  epoch ${m.epoch} ${m.seconds.toFixed(0)} s: val mAP ${m.val_map.toFixed(4)}\n`),
+      });
+      loadCheckpointInto(join(out, 'checkpoints', 'best'), student);
+      const s = evaluateDetector(student, test);
+      const t = teacherTestMap();
+      return { model: 'scratch', preset: o.student, data_free: false, map: s.map, ap50: s.ap50, map_retention: t > 0 ? s.map / t : 0, seconds: r.seconds, params: student.numParameters(), flops: describeDetector(o.student, overrides).flops };
+    }, 'scratch');
+  };
 
-  for (const method of o.methods) {
+  const distilled = (method: string): Record<string, unknown> => {
     const out = join(runsDir, method);
     const loop: LoopConfig = {
       iterations: o.tiny ? 2 : Number.MAX_SAFE_INTEGER, minutes: o.tiny ? 5 : o.minutes, batchSize: o.tiny ? 4 : o.batch, seed: o.seed,
       evalEvery: o.tiny ? 1 : 50, sampleEvery: o.tiny ? 2 : 200, checkpointEvery: o.tiny ? 2 : 100, cosine: true, clipNorm: 1,
     };
     const hparams = { ...(o.tiny && method === 'deepinv' ? { stepsPerBatch: 2, inversionSteps: 1 } : {}), ...(o.hparams?.[method] ?? {}) };
-    process.stderr.write(`\n== ${method} ${JSON.stringify(hparams)} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
-    const r = runDetectDistillation({ task: 'detect', teacher: teacherPath, student: o.student, method, hparams, loop }, out, {
-      onEval: (row) => process.stderr.write(`  it ${row.iteration} ${(row.seconds ?? 0).toFixed(0)} s: val mAP ${(row.val_map ?? 0).toFixed(4)}\n`),
-    });
-    rows.push({ model: method, preset: o.student, data_free: r.data_free, map: r.test_map, ap50: r.test_ap50, map_retention: r.map_retention, seconds: r.seconds, iterations: r.iterations, params: r.student_params, flops: r.student_flops });
-    curves.push({ name: method, points: curve(out) });
+    const want = { unit: method, teacher: teacherPath, student: o.student, loop, hparams: { ...(DETECT_METHODS[method]?.defaults ?? {}), ...hparams } };
+    return memoRow(out, want, () => {
+      process.stderr.write(`\n== ${method} ${JSON.stringify(hparams)} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
+      const r = runDetectDistillation({ task: 'detect', teacher: teacherPath, student: o.student, method, hparams, loop }, out, {
+        onEval: (row) => process.stderr.write(`  it ${row.iteration} ${(row.seconds ?? 0).toFixed(0)} s: val mAP ${(row.val_map ?? 0).toFixed(4)}\n`),
+      });
+      return { model: method, preset: o.student, data_free: r.data_free, map: r.test_map, ap50: r.test_ap50, map_retention: r.map_retention, seconds: r.seconds, iterations: r.iterations, params: r.student_params, flops: r.student_flops };
+    }, method);
+  };
+
+  if (o.only) {
+    if (o.only === 'scratch') scratch();
+    else distilled(o.only);
+    return join(runsDir, o.only);
+  }
+
+  const t = evaluateDetector(teacher, test);
+  teacherMap = t.map;
+  const rows: Record<string, unknown>[] = [
+    { model: 'teacher', preset: card.preset, data_free: false, map: t.map, ap50: t.ap50, map_retention: 1, seconds: card.seconds ?? null, params: teacher.numParameters(), flops: teacherFlops },
+  ];
+  process.stderr.write(`teacher ${teacherPath}: test mAP ${t.map.toFixed(4)}, AP50 ${t.ap50.toFixed(4)}\n`);
+  const curves: { name: string; points: [number, number][] }[] = [];
+  rows.push(scratch());
+  curves.push({ name: 'scratch', points: curve(join(runsDir, 'scratch')) });
+  for (const method of o.methods) {
+    rows.push(distilled(method));
+    curves.push({ name: method, points: curve(join(runsDir, method)) });
   }
   const dataFree = rows.filter((r) => r.data_free === true);
   const best = dataFree.reduce<Record<string, unknown> | null>((a, r) => (a === null || (r.map_retention as number) > (a.map_retention as number) ? r : a), null);

@@ -21,6 +21,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
       teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),
       methods: flag('methods', 'tgan,dfad,deepinv,kd').split(','), minutes: Number(flag('minutes', '60')),
       scratchEpochs: Number(flag('scratch-epochs', '10')), batch: Number(flag('batch', '32')), seed: Number(flag('seed', '0')), tiny,
+      jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined,
     }),
   // Students default to randomly initialised presets (latency, size); give trained ones for accuracy.
   infer: (tiny) =>
@@ -44,7 +45,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     return benchDistill({
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'),
       methods: flag('methods', ALL_METHODS).split(','), minutes: Number(flag('minutes', '5')), batch: Number(flag('batch', '64')),
-      seed: Number(flag('seed', '0')), tiny, hparams: TUNED,
+      seed: Number(flag('seed', '0')), tiny, hparams: TUNED, jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined,
     });
   },
   ablation: (tiny) => {
@@ -52,7 +53,8 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     return benchAblation({
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'), methods: ['tgan'],
       variants: flag('variants', Object.keys(ABLATIONS).join(',')).split(','), minutes: Number(flag('minutes', '5')),
-      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), tiny, hparams: TUNED,
+      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), tiny, hparams: TUNED, jobs: Number(flag('jobs', '1')),
+      only: flag('only', '') || undefined,
     });
   },
 };
@@ -60,7 +62,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
 const [name, ...flags] = process.argv.slice(2);
 const run = name ? BENCHES[name] : undefined;
 if (!run) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--methods a,b] [--teachers a,b] [--retrain]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--methods a,b] [--jobs 2] [--teachers a,b] [--retrain]\n`);
   process.exit(2);
 }
 await run(flags.includes('--tiny'));

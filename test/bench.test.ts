@@ -1,0 +1,104 @@
+// The distillation benchmark's plumbing: which finished runs it reuses (the exact configuration or
+// nothing), and `--jobs 2` (each method in its own 1-thread child process, the table collected after).
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { finishedRun, loopConfig } from '../bench/distill.js';
+import { METHODS } from '../src/distill/methods/index.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TMP = mkdtempSync(join(tmpdir(), 'bench-test-'));
+after(() => rmSync(TMP, { recursive: true, force: true }));
+
+describe('bench distill: reusing finished runs', () => {
+  const loop = loopConfig({ minutes: 20, batch: 64, seed: 0 });
+  const want = { teacher: 'teachers/mnist-vit', student: 'vit-student-28', method: 'dfad', hparams: {}, loop, studentInit: 'auto' as const };
+  let n = 0;
+  /** A run folder as runDistillation leaves it: config.json (resolved hyper-parameters) and result.json. */
+  function run(config: Record<string, unknown>, result: Record<string, unknown> | null = { method: 'dfad', test_acc: 0.9 }): string {
+    const dir = join(TMP, `run${n++}`);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    if (result) writeFileSync(join(dir, 'result.json'), JSON.stringify(result));
+    return dir;
+  }
+  const recorded = (): Record<string, unknown> => ({
+    teacher: 'teachers/mnist-vit', student: 'vit-student-28', method: 'dfad', hparams: {}, loop: { ...loop }, studentInit: 'auto',
+    student_init: 'select', method_hparams: { ...METHODS.dfad!.defaults }, dataset: 'mnist',
+  });
+
+  test('the same configuration (key order aside) is reused; so is an override equal to the default', () => {
+    const c = recorded();
+    const reordered = Object.fromEntries(Object.entries(c).reverse());
+    assert.equal(finishedRun(run(reordered), want)?.test_acc, 0.9);
+    assert.equal(finishedRun(run(c), { ...want, hparams: { studentSteps: METHODS.dfad!.defaults.studentSteps! } })?.test_acc, 0.9);
+  });
+
+  test('any difference — a hyper-parameter, the budget, the eval cadence, the seed, the student init, the teacher — is not', () => {
+    const dir = run(recorded());
+    assert.equal(finishedRun(dir, { ...want, hparams: { lrS: 2e-3 } }), null);
+    assert.equal(finishedRun(dir, { ...want, loop: { ...loop, minutes: 30 } }), null);
+    assert.equal(finishedRun(dir, { ...want, loop: loopConfig({ minutes: 4, batch: 64, seed: 0 }) }), null);
+    assert.equal(finishedRun(dir, { ...want, loop: { ...loop, seed: 1 } }), null);
+    assert.equal(finishedRun(dir, { ...want, studentInit: 'random' }), null);
+    assert.equal(finishedRun(dir, { ...want, teacher: 'teachers/fashion-vit' }), null);
+    assert.equal(finishedRun(dir, { ...want, method: 'tgan' }), null);
+  });
+
+  test('an unfinished run (no result, a result older than its config, unreadable JSON) is run again', () => {
+    assert.equal(finishedRun(run(recorded(), null), want), null);
+    const stale = run(recorded());
+    const old = new Date(Date.now() - 60_000);
+    utimesSync(join(stale, 'result.json'), old, old);
+    assert.equal(finishedRun(stale, want), null);
+    const torn = run(recorded());
+    writeFileSync(join(torn, 'config.json'), '{"teacher": "teach');
+    assert.equal(finishedRun(torn, want), null);
+    assert.equal(finishedRun(join(TMP, 'no-such-run'), want), null);
+  });
+
+  test('long budgets evaluate every 50 iterations, short ones every 25', () => {
+    assert.equal(loopConfig({ minutes: 20, batch: 64, seed: 0 }).evalEvery, 50);
+    assert.equal(loopConfig({ minutes: 4, batch: 64, seed: 0 }).evalEvery, 25);
+    assert.equal(loopConfig({ minutes: 20, batch: 64, seed: 0, tiny: true }).iterations, 2);
+  });
+});
+
+describe('bench distill --jobs 2 (tiny)', () => {
+  test('two methods run as child processes; the table has both rows; a second call reuses them', { timeout: 240_000 }, () => {
+    const resultFile = join(ROOT, 'bench/results/distill-mnist-tiny.json');
+    rmSync(join(ROOT, 'bench/runs/distill-mnist-tiny'), { recursive: true, force: true });
+    const args = [join(ROOT, 'dist/bench/run.js'), 'distill', '--tiny', '--methods', 'noise,dfad', '--jobs', '2'];
+    const env = { ...process.env, VIT_DFKD_THREADS: '1' };
+    const first = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env, timeout: 200_000 });
+    assert.equal(first.status, 0, first.stderr);
+    assert.match(first.stderr, /^\[noise\] == noise: noise/m);
+    assert.match(first.stderr, /^\[dfad\] == dfad: dfad/m);
+    const rows = (JSON.parse(readFileSync(resultFile, 'utf8')) as { results: { method: string; iterations: number }[] }).results;
+    assert.deepEqual(rows.map((r) => r.method), ['noise', 'dfad']);
+    assert.ok(rows.every((r) => r.iterations === 2));
+    for (const m of ['noise', 'dfad']) assert.ok(existsSync(join(ROOT, 'bench/runs/distill-mnist-tiny', m, 'result.json')), m);
+
+    const second = spawnSync(process.execPath, args.filter((a) => a !== '--jobs' && a !== '2'), { cwd: ROOT, encoding: 'utf8', env, timeout: 60_000 });
+    assert.equal(second.status, 0, second.stderr);
+    assert.equal((second.stderr.match(/reusing the finished run/g) ?? []).length, 2, second.stderr);
+  });
+});
+
+describe('bench detect --jobs 2 (tiny)', () => {
+  test('scratch and a method run as child processes on the parent\'s tiny teacher; the table has teacher, scratch and the method', { timeout: 300_000 }, () => {
+    const args = [join(ROOT, 'dist/bench/run.js'), 'detect', '--tiny', '--methods', 'dfad', '--jobs', '2'];
+    const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, VIT_DFKD_THREADS: '1' }, timeout: 280_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^\[scratch\] == scratch:/m);
+    assert.match(r.stderr, /^\[dfad\] == dfad/m);
+    assert.equal((r.stderr.match(/reusing the finished run/g) ?? []).length, 2, 'the parent collects both child runs');
+    const rows = (JSON.parse(readFileSync(join(ROOT, 'bench/results/detect-tiny.json'), 'utf8')) as { results: { model: string }[] }).results;
+    assert.deepEqual(rows.map((x) => x.model), ['teacher', 'scratch', 'dfad']);
+  });
+});
