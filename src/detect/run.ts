@@ -3,7 +3,7 @@
 // checkpoints/best (by validation mAP@[.5:.95]), model.{safetensors,json} at the end. Canvas datasets
 // get fresh training layouts every epoch (same training images; canvas seed from (seed, epoch)), and
 // the random state is re-seeded from (seed, epoch) at every epoch start, so `resume` continues exactly.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dispose, manualSeed, randperm, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type OptimizerMeta } from '../nn/optim.js';
@@ -11,11 +11,12 @@ import { clipGradNorm } from '../nn/clip.js';
 import { normalize } from '../data/augment.js';
 import { trainCanvasesForEpoch, type DetectionDataset } from '../data/detection.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../export/checkpoint.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { writeJsonAtomic } from '../util/fs.js';
 import { createDetector, describeDetector, DETR, type DetrConfig } from '../models/detr.js';
 import { modelBasePath } from '../models/load.js';
 import { warmupCosine } from '../train/classifier.js';
 import { epochSeed } from '../train/run.js';
+import { startOrResume } from '../train/resume.js';
 import { evaluateDetector } from './evaluate.js';
 import { DETR_LOSS_DEFAULTS, detrSetLoss, type DetectionTarget, type SetLossWeights } from './loss.js';
 import { DenseTokenHead } from './dense.js';
@@ -145,34 +146,11 @@ export function detectTrainRun(
   const totalSteps = cfg.epochs * stepsPerEpoch;
   const warmup = Math.round(cfg.warmupEpochs * stepsPerEpoch);
 
-  let state: LastState = { epoch: 0, step: 0, bestValMap: -1, bestEpoch: -1, seconds: 0, optimizer: opt.stateDict().meta };
-  if (opts.resume && existsSync(checkpointPaths(last).config)) {
-    const saved = readCheckpointConfig<{ train: DetectTrainConfig; state: LastState }>(last);
-    const mismatch = (Object.keys(cfg) as (keyof DetectTrainConfig)[]).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(saved.train[k]));
-    if (mismatch.length > 0) {
-      throw new Error(`--resume: the run in ${out} was started with different settings (${mismatch.map((k) => `${k}: ${JSON.stringify(saved.train[k])} vs ${JSON.stringify(cfg[k])}`).join('; ')})`);
-    }
-    const extra = loadCheckpointInto(last, model, ['optim.', 'dense.']);
-    const optState: Record<string, Tensor> = {};
-    const denseState: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(extra)) {
-      if (k.startsWith('optim.')) optState[k.slice('optim.'.length)] = t;
-      else denseState[k.slice('dense.'.length)] = t;
-    }
-    if (dense) dense.loadStateDict(denseState);
-    opt.loadStateDict({ state: optState, meta: saved.state.optimizer });
-    dispose(extra);
-    state = saved.state;
-    log(`resumed from ${last} after epoch ${state.epoch} (step ${state.step}, best val mAP ${state.bestValMap.toFixed(4)})`);
-  } else {
-    writeJsonAtomic(join(out, 'config.json'), cfg);
-    writeFileAtomic(join(out, 'metrics.jsonl'), '');
-  }
-  if (opts.resume) {
-    const file = join(out, 'metrics.jsonl');
-    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
-    writeFileAtomic(file, lines.filter((l) => (JSON.parse(l) as DetectEpochMetrics).epoch <= state.epoch).map((l) => `${l}\n`).join(''));
-  }
+  const state: LastState = startOrResume({
+    out, last, cfg, model, opt, extra: dense ? { dense } : {}, resume: opts.resume, log,
+    initial: { epoch: 0, step: 0, bestValMap: -1, bestEpoch: -1, seconds: 0, optimizer: opt.stateDict().meta },
+    describe: (st) => `after epoch ${st.epoch} (step ${st.step}, best val mAP ${st.bestValMap.toFixed(4)})`,
+  });
 
   const started = performance.now() - state.seconds * 1000;
   const elapsed = (): number => (performance.now() - started) / 1000;

@@ -106,10 +106,10 @@ export class GeneratorTrainer<G extends Module & { forward(z: Tensor, labels?: T
   }
 }
 
-/** The parts of a generator-based method that only delegate to its GeneratorTrainer (dafl, dfad, zskt). */
+/** The parts of a generator-based method that only delegate to its GeneratorTrainer (dafl, dfad, zskt; detection tgan, dfad). */
 export abstract class GeneratorMethod<G extends Module & { forward(z: Tensor, labels?: Tensor): Tensor }> {
   protected abstract readonly gen: GeneratorTrainer<G>;
-  previewBatch(_ctx: DistillContext, n: number): Tensor {
+  previewBatch(_ctx: unknown, n: number): Tensor {
     return this.gen.preview(n);
   }
   stateDict(): MethodState {

@@ -3,16 +3,17 @@
 // (the best model for users). `resume` continues from checkpoints/last exactly: the random state is
 // re-seeded from (seed, epoch) at every epoch start, so an interrupted run and an uninterrupted one
 // take the same steps.
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { dispose, manualSeed, randperm, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type OptimizerMeta } from '../nn/optim.js';
 import { oneCycle } from '../nn/schedule.js';
 import type { ImageDataset } from '../data/types.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, saveTensors } from '../export/checkpoint.js';
-import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { checkpointPaths, saveCheckpoint, saveTensors } from '../export/checkpoint.js';
+import { writeJsonAtomic } from '../util/fs.js';
 import type { ModelCard } from '../models/load.js';
 import { evaluateClassifier, supervisedStep, warmupCosine, type ClassifierModule, type EvalResult } from './classifier.js';
+import { startOrResume } from './resume.js';
 export type { ClassifierModule };
 
 
@@ -99,31 +100,11 @@ export function trainRun(
   const schedule =
     cfg.schedule === 'onecycle' ? oneCycle({ maxLr: cfg.lr, totalSteps }) : (step: number): number => warmupCosine(step, totalSteps, warmup, cfg.lr);
 
-  let state: LastState = { epoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, seconds: 0, optimizer: opt.stateDict().meta };
-  if (opts.resume && existsSync(checkpointPaths(last).config)) {
-    const saved = readCheckpointConfig<{ train: TrainRunConfig; state: LastState }>(last);
-    const mismatch = (Object.keys(cfg) as (keyof TrainRunConfig)[]).filter((k) => JSON.stringify(cfg[k]) !== JSON.stringify(saved.train[k] ?? TRAIN_RUN_DEFAULTS[k as keyof typeof TRAIN_RUN_DEFAULTS]));
-    if (mismatch.length > 0) {
-      throw new Error(`--resume: the run in ${out} was started with different settings (${mismatch.map((k) => `${k}: ${JSON.stringify(saved.train[k])} vs ${JSON.stringify(cfg[k])}`).join('; ')})`);
-    }
-    const extra = loadCheckpointInto(last, model, ['optim.']);
-    const optState: Record<string, Tensor> = {};
-    for (const [k, t] of Object.entries(extra)) optState[k.slice('optim.'.length)] = t;
-    opt.loadStateDict({ state: optState, meta: saved.state.optimizer });
-    for (const t of Object.values(extra)) t.dispose();
-    state = saved.state;
-    log(`resumed from ${last} after epoch ${state.epoch} (step ${state.step}, best val ${(100 * state.bestValAcc).toFixed(2)}%)`);
-  } else {
-    writeJsonAtomic(join(out, 'config.json'), cfg);
-    writeFileAtomic(join(out, 'metrics.jsonl'), '');
-  }
-  if (opts.resume) {
-    // Drop metric lines of an epoch whose checkpoint was not written (interrupted in between).
-    const file = join(out, 'metrics.jsonl');
-    const lines = existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
-    const kept = lines.filter((l) => (JSON.parse(l) as EpochMetrics).epoch <= state.epoch);
-    writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
-  }
+  const state: LastState = startOrResume({
+    out, last, cfg, defaults: TRAIN_RUN_DEFAULTS as Partial<TrainRunConfig>, model, opt, resume: opts.resume, log,
+    initial: { epoch: 0, step: 0, bestValAcc: -1, bestEpoch: -1, seconds: 0, optimizer: opt.stateDict().meta },
+    describe: (st) => `after epoch ${st.epoch} (step ${st.step}, best val ${(100 * st.bestValAcc).toFixed(2)}%)`,
+  });
 
   const started = performance.now() - state.seconds * 1000;
   const elapsed = (): number => (performance.now() - started) / 1000;

@@ -11,7 +11,7 @@
 import { keep, noGrad, randint, randn, tidy, type Tensor } from '../../tensor/tensor.js';
 import { Adam } from '../../nn/optim.js';
 import { DCGANGenerator, TransformerGenerator } from '../../models/generators.js';
-import { GeneratorTrainer, unprefixed } from '../../distill/common.js';
+import { GeneratorMethod, GeneratorTrainer, unprefixed } from '../../distill/common.js';
 import { ImageBank } from '../../distill/bank.js';
 import { l2Prior, totalVariation } from '../../distill/losses.js';
 import type { MethodState } from '../../distill/types.js';
@@ -77,30 +77,6 @@ function studentOptions(h: typeof DETECT_STUDENT_DEFAULTS): StudentDistillOption
   return { threshold: h.threshold, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight, denseWeight: h.denseWeight };
 }
 
-
-/** A method whose state is a generator and its optimiser (tgan, dfad): preview, checkpoint and dispose through it. */
-abstract class GeneratorMethod implements DetectDistillMethod {
-  abstract readonly name: string;
-  abstract readonly studentStepsPerIteration: number;
-  abstract readonly studentLr: number;
-  abstract readonly student: StudentDistillOptions;
-  abstract readonly hparams: Record<string, number>;
-  protected abstract readonly gen: GeneratorTrainer<DCGANGenerator | TransformerGenerator>;
-  abstract synthesize(ctx: DetectDistillContext, iteration: number): DetectSynthBatch;
-  previewBatch(_ctx: DetectDistillContext, n: number): Tensor {
-    return this.gen.preview(n);
-  }
-  stateDict(): MethodState {
-    return this.gen.stateDict();
-  }
-  loadStateDict(s: MethodState): void {
-    this.gen.loadStateDict(s);
-  }
-  dispose(): void {
-    this.gen.dispose();
-  }
-}
-
 /** One generator update: backward through (frozen) teacher and student, then drop the student's grads. */
 function generatorStep(gen: GeneratorTrainer<DCGANGenerator | TransformerGenerator>, loss: Tensor, student: DETR): void {
   gen.opt.zeroGrad();
@@ -133,7 +109,7 @@ export const DETECT_TGAN_DEFAULTS = {
   topK: 2,
 };
 
-export class DetectTgan extends GeneratorMethod {
+export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements DetectDistillMethod {
   readonly name = 'tgan';
   readonly studentStepsPerIteration: number;
   readonly studentLr: number;
@@ -214,7 +190,7 @@ export const DETECT_DFAD_DEFAULTS = {
  * DFAD for detectors: the generator maximises the matched discrepancy alone. The student uses Adam
  * (DFAD's SGD 0.1 diverges for a DETR from scratch; said in the README).
  */
-export class DetectDfad extends GeneratorMethod {
+export class DetectDfad extends GeneratorMethod<DCGANGenerator> implements DetectDistillMethod {
   readonly name = 'dfad';
   readonly studentStepsPerIteration: number;
   readonly studentLr: number;
