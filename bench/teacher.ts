@@ -9,6 +9,9 @@ import { loadDataset } from '../src/data/index.js';
 import { loadClassifier, type ModelCard } from '../src/models/load.js';
 import { countFlops } from '../src/models/flops.js';
 import { evaluateClassifier } from '../src/train/classifier.js';
+import { loadDetector } from '../src/detect/run.js';
+import { evaluateDetector } from '../src/detect/evaluate.js';
+import { loadDetectionDataset } from '../src/data/detection.js';
 import { BENCH_DIR, report } from './common.js';
 
 export interface TeacherBenchOptions {
@@ -48,6 +51,17 @@ export async function benchTeacher(o: TeacherBenchOptions): Promise<string> {
       seconds = (performance.now() - t0) / 1000;
       path = out;
       command = `dfkd ${args.join(' ')}`;
+    }
+    if ((card as { task?: string }).task === 'detect') {
+      // A detector: COCO mAP on the test canvases instead of accuracy.
+      const { model, card: c } = loadDetector(path);
+      const r = evaluateDetector(model, loadDetectionDataset(c.dataset, 'test'));
+      rows.push({
+        teacher: name, dataset: c.dataset, model: c.preset, test_map: r.map, test_ap50: r.ap50, recorded_test_map: c.test_map ?? null,
+        seconds, epochs: (c as { epochs?: number }).epochs ?? null, params: model.numParameters(), flops: c.flops ?? null, command,
+      });
+      model.dispose();
+      continue;
     }
     const { model, card: c } = loadClassifier(path);
     const test = loadDataset(c.dataset, 'test');

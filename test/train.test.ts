@@ -13,6 +13,9 @@ import { loadClassifier } from '../src/models/load.js';
 import { evaluateClassifier } from '../src/train/classifier.js';
 import { trainRun, TRAIN_RUN_DEFAULTS, type TrainRunConfig } from '../src/train/run.js';
 import { loadCheckpointInto } from '../src/export/checkpoint.js';
+import { loadDetector } from '../src/detect/run.js';
+import { evaluateDetector } from '../src/detect/evaluate.js';
+import { loadDetectionDataset } from '../src/data/detection.js';
 
 T.setNumThreads(1);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -92,6 +95,17 @@ describe('shipped teachers', () => {
     assert.ok(teachers.includes('mnist-vit'), `teachers found: ${teachers.join(', ')}`);
   });
   for (const name of teachers) {
+    const detector = (JSON.parse(readFileSync(join(dir, name, 'model.json'), 'utf8')) as { task?: string }).task === 'detect';
+    if (detector) {
+      test(`${name}: evaluating the detector reproduces its recorded test mAP within 0.001`, () => {
+        const { model, card } = loadDetector(join(dir, name));
+        assert.equal(typeof card.test_map, 'number');
+        const r = evaluateDetector(model, loadDetectionDataset(card.dataset, 'test'));
+        assert.ok(Math.abs(r.map - card.test_map!) <= 0.001, `${name}: measured ${r.map}, recorded ${card.test_map}`);
+        model.dispose();
+      });
+      continue;
+    }
     test(`${name}: evaluating it reproduces its recorded test accuracy within 0.1 point`, () => {
       const { model, card } = loadClassifier(join(dir, name));
       assert.equal(typeof card.test_acc, 'number');
