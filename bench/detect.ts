@@ -30,7 +30,6 @@ export interface DetectBenchOptions {
   tiny?: boolean;
   /** Runs at once, each a 1-thread child process (see bench distill). */
   jobs?: number;
-  argv?: string[];
   /** Child mode: run this one unit (`scratch` or a method) into its run folder, write no table. */
   only?: string;
 }
@@ -78,17 +77,12 @@ export async function benchDetect(o: DetectBenchOptions): Promise<string> {
   }
   const units = ['scratch', ...o.methods];
   if (o.only && !units.includes(o.only)) throw new Error(`bench detect: --only ${o.only} is not one of ${units.join(', ')}`);
-  if (!o.only && (o.jobs ?? 1) > 1) await runInParallel(units, o.jobs!, o.argv ?? process.argv.slice(1));
+  if (!o.only && (o.jobs ?? 1) > 1) await runInParallel(units, o.jobs!, process.argv.slice(1));
 
   const { model: teacher, card } = loadDetector(teacherPath);
   const test = loadDetectionDataset(card.dataset, 'test');
   const teacherFlops = describeDetector(card.preset, card.overrides).flops;
   const overrides = { numClasses: card.numClasses, inChannels: teacher.config.inChannels, imageSize: teacher.config.imageSize };
-  let teacherMap = -1;
-  const teacherTestMap = (): number => {
-    if (teacherMap < 0) teacherMap = evaluateDetector(teacher, test).map;
-    return teacherMap;
-  };
 
   // scratch: the student trained on the real training canvases and their labels.
   const scratch = (): Record<string, unknown> => {
@@ -103,8 +97,7 @@ export async function benchDetect(o: DetectBenchOptions): Promise<string> {
       });
       loadCheckpointInto(join(out, 'checkpoints', 'best'), student);
       const s = evaluateDetector(student, test);
-      const t = teacherTestMap();
-      return { model: 'scratch', preset: o.student, data_free: false, map: s.map, ap50: s.ap50, map_retention: t > 0 ? s.map / t : 0, seconds: r.seconds, params: student.numParameters(), flops: describeDetector(o.student, overrides).flops };
+      return { model: 'scratch', preset: o.student, data_free: false, map: s.map, ap50: s.ap50, seconds: r.seconds, params: student.numParameters(), flops: describeDetector(o.student, overrides).flops };
     }, 'scratch');
   };
 
@@ -132,13 +125,13 @@ export async function benchDetect(o: DetectBenchOptions): Promise<string> {
   }
 
   const t = evaluateDetector(teacher, test);
-  teacherMap = t.map;
   const rows: Record<string, unknown>[] = [
     { model: 'teacher', preset: card.preset, data_free: false, map: t.map, ap50: t.ap50, map_retention: 1, seconds: card.seconds ?? null, params: teacher.numParameters(), flops: teacherFlops },
   ];
   process.stderr.write(`teacher ${teacherPath}: test mAP ${t.map.toFixed(4)}, AP50 ${t.ap50.toFixed(4)}\n`);
   const curves: { name: string; points: [number, number][] }[] = [];
-  rows.push(scratch());
+  const sc = scratch();
+  rows.push({ ...sc, map_retention: t.map > 0 ? (sc.map as number) / t.map : 0 });
   curves.push({ name: 'scratch', points: curve(join(runsDir, 'scratch')) });
   for (const method of o.methods) {
     rows.push(distilled(method));

@@ -26,8 +26,6 @@ export interface DistillBenchOptions {
    * of one 2-thread run each, so a table takes half the wall time). Default 1: in this process.
    */
   jobs?: number;
-  /** The command line that re-runs this bench (the parent re-invokes it per run with --only). */
-  argv?: string[];
   /** Child mode: run this one method (or ablation variant) into its run folder, write no table. */
   only?: string;
 }
@@ -111,7 +109,7 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
   const name = `distill-${o.dataset}${o.tiny ? '-tiny' : ''}`;
   const runsDir = join(BENCH_DIR, 'runs', name);
   if (o.only) return runOne(o, o.only, o.only, o.hparams?.[o.only] ?? {}, runsDir).result.method;
-  if ((o.jobs ?? 1) > 1) await runInParallel(o.methods, o.jobs!, o.argv ?? process.argv.slice(1));
+  if ((o.jobs ?? 1) > 1) await runInParallel(o.methods, o.jobs!, process.argv.slice(1));
   const rows: Record<string, unknown>[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
   let teacherAcc = 0;
@@ -167,16 +165,15 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
   const rows: Record<string, unknown>[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
   const base = o.hparams?.tgan ?? {};
-  if (o.only) {
-    const v = ABLATIONS[o.only];
-    if (!v) throw new Error(`unknown ablation '${o.only}'; available: ${Object.keys(ABLATIONS).join(', ')}`);
-    return runOne(o, 'tgan', o.only, { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto').result.method;
-  }
-  if ((o.jobs ?? 1) > 1) await runInParallel(o.variants, o.jobs!, o.argv ?? process.argv.slice(1));
-  for (const variant of o.variants) {
+  const runVariant = (variant: string): ReturnType<typeof runOne> => {
     const v = ABLATIONS[variant];
     if (!v) throw new Error(`unknown ablation '${variant}'; available: ${Object.keys(ABLATIONS).join(', ')}`);
-    const { result, curve: c } = runOne(o, 'tgan', variant, { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto');
+    return runOne(o, 'tgan', variant, { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto');
+  };
+  if (o.only) return runVariant(o.only).result.method;
+  if ((o.jobs ?? 1) > 1) await runInParallel(o.variants, o.jobs!, process.argv.slice(1));
+  for (const variant of o.variants) {
+    const { result, curve: c } = runVariant(variant);
     rows.push({ variant, test_acc: result.test_acc, retention: result.retention, iterations: result.iterations, seconds: result.seconds });
     curves.push({ name: variant, points: c });
   }

@@ -60,14 +60,17 @@ export interface DriverParts {
   extra?: Record<string, Module>;
 }
 
-export interface DriverHooks {
+export interface DriverHooks<B extends { logs: Record<string, number> }> {
   baseLr: number;
+  /** The synthesis step of an iteration (inside tidy): the batch the student steps train on, and its losses. */
+  synthesize: (iteration: number) => B;
+  /** Student steps per iteration; their losses are averaged into the iteration's logs. */
+  studentSteps: number;
   /**
-   * One iteration (run inside tidy): the synthesis step and the student steps; returns the losses to
-   * log. A non-finite loss throws NaNLossError (or is returned and caught here); the driver adds the
-   * iteration and where the last good checkpoint is.
+   * Student step k on the iteration's batch: returns its losses. A non-finite loss throws NaNLossError
+   * (or is returned and caught here); the driver adds the iteration and where the last good checkpoint is.
    */
-  step: (iteration: number) => Record<string, number>;
+  studentStep: (batch: B, k: number) => Record<string, number>;
   /** The validation metrics (evaluation only; the model is put back in train mode after). */
   evaluate: () => Record<string, number>;
   /** Sample grids every `sampleEvery` iterations and at the end. */
@@ -84,7 +87,7 @@ export interface DriverResult {
   stoppedBy: 'iterations' | 'time';
 }
 
-export function runBudgetedLoop(cfg: LoopConfig, out: string, parts: DriverParts, h: DriverHooks): DriverResult {
+export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg: LoopConfig, out: string, parts: DriverParts, h: DriverHooks<B>): DriverResult {
   const log = h.log ?? (() => {});
   const last = join(out, 'checkpoints', 'last');
   mkdirSync(join(out, 'checkpoints'), { recursive: true });
@@ -157,7 +160,14 @@ export function runBudgetedLoop(cfg: LoopConfig, out: string, parts: DriverParts
     opt.setLr(lr);
     let logs: Record<string, number>;
     try {
-      logs = tidy(() => h.step(it));
+      logs = tidy(() => {
+        const batch = h.synthesize(it);
+        const l: Record<string, number> = { ...batch.logs };
+        for (let k = 0; k < h.studentSteps; k++) {
+          for (const [key, v] of Object.entries(h.studentStep(batch, k))) l[key] = (l[key] ?? 0) + v / h.studentSteps;
+        }
+        return l;
+      });
       for (const [key, v] of Object.entries(logs)) if (!Number.isFinite(v)) throw new NaNLossError(`${key} is ${v} (${method.name})`);
     } catch (e) {
       if (e instanceof NaNLossError) {

@@ -62,21 +62,18 @@ export function distillLoop(
     log: opts.log,
     onIteration: opts.onIteration,
     onEval: opts.onEval,
-    step: (it) => {
-      const fresh = method.synthesize(ctx, it);
-      const l: Record<string, number> = { ...fresh.logs };
-      for (let k = 0; k < method.studentStepsPerIteration; k++) {
-        const batch: SyntheticBatch = method.studentBatch ? method.studentBatch(ctx, fresh, k) : fresh;
-        const { loss, logs: sl } = method.studentLoss(ctx, batch);
-        const value = loss.item();
-        if (!Number.isFinite(value)) throw new NaNLossError(`the student loss is ${value} (${method.name})`);
-        opt.zeroGrad();
-        loss.backward();
-        if (cfg.clipNorm > 0) clipGradNorm(ctx.student.parameters(), cfg.clipNorm);
-        opt.step();
-        for (const [key, v] of Object.entries(sl)) l[key] = (l[key] ?? 0) + v / method.studentStepsPerIteration;
-      }
-      return l;
+    synthesize: (it) => method.synthesize(ctx, it),
+    studentSteps: method.studentStepsPerIteration,
+    studentStep: (fresh, k) => {
+      const batch: SyntheticBatch = method.studentBatch ? method.studentBatch(ctx, fresh, k) : fresh;
+      const { loss, logs } = method.studentLoss(ctx, batch);
+      const value = loss.item();
+      if (!Number.isFinite(value)) throw new NaNLossError(`the student loss is ${value} (${method.name})`);
+      opt.zeroGrad();
+      loss.backward();
+      if (cfg.clipNorm > 0) clipGradNorm(ctx.student.parameters(), cfg.clipNorm);
+      opt.step();
+      return logs;
     },
     evaluate: () => ({ val_acc: evaluateClassifier(ctx.student, val).accuracy }),
     samples: opts.onSamples ? (iteration) => writeSamples(ctx, method, iteration, opts.onSamples!) : undefined,

@@ -72,15 +72,9 @@ export function detectDistillLoop(
       log: opts.log,
       onIteration: opts.onIteration,
       onEval: opts.onEval,
-      step: (it) => {
-        const fresh = method.synthesize(ctx, it);
-        const l: Record<string, number> = { ...fresh.logs };
-        for (let k = 0; k < method.studentStepsPerIteration; k++) {
-          const sl = detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, dense);
-          for (const [key, v] of Object.entries(sl)) l[key] = (l[key] ?? 0) + v / method.studentStepsPerIteration;
-        }
-        return l;
-      },
+      synthesize: (it) => method.synthesize(ctx, it),
+      studentSteps: method.studentStepsPerIteration,
+      studentStep: (fresh) => detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, dense),
       evaluate: () => {
         const r = evaluateDetector(ctx.student, val);
         return { val_map: r.map, val_ap50: r.ap50 };
