@@ -10,15 +10,17 @@ import { spawnSync } from 'node:child_process';
 import * as T from '../src/index.js';
 import { gradcheck } from '../src/index.js';
 import { Adam } from '../src/nn/optim.js';
+import { Linear } from '../src/nn/layers.js';
 import { createDetector, type DETR } from '../src/models/detr.js';
 import { loadDetectionDataset } from '../src/data/detection.js';
-import { detectorCard, publishDetector } from '../src/detect/run.js';
+import { detectorCard, loadDetector, publishDetector } from '../src/detect/run.js';
 import {
-  attentionCompactnessLoss, matchedDiscrepancy, matchedPairs, pseudoTargets, queryBalanceLoss, queryConfidenceLoss, queryExcessLoss, studentDetectionLoss,
+  attentionCompactnessLoss, featureDistillLoss, matchedDiscrepancy, matchedPairs, pseudoTargets, queryBalanceLoss, queryConfidenceLoss, queryExcessLoss, studentDetectionLoss,
 } from '../src/detect/distill/losses.js';
-import { createDetectMethod, sampleTargets, type DetectDistillContext } from '../src/detect/distill/methods.js';
+import { createDetectMethod, sampleTargets, type DetectDistillContext, type DetectTgan } from '../src/detect/distill/methods.js';
 import { detectStudentStep, freezeDetector, runDetectDistillation, type DetectDistillConfig } from '../src/detect/distill/run.js';
 import { canSelectWeights, selectWeights } from '../src/distill/init.js';
+import { composeCanvases, emptyBackground } from '../src/detect/distill/layout.js';
 
 T.setNumThreads(1);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-ddistill-'));
@@ -26,6 +28,51 @@ after(() => fs.rmSync(tmp, { recursive: true, force: true }));
 const SPEC = 'canvas-mnist?n=16&nval=8&ntest=8&size=32&scale=10-16&objects=1-2';
 const TINY = { imageSize: 32, dim: 32, encoderDepth: 1, decoderDepth: 2, heads: 2, numQueries: 5, mlpRatio: 2 };
 const close = (a: number, b: number, tol: number, what = ''): void => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} vs ${b}`);
+
+describe('layout canvases', () => {
+  test('an object fills exactly its box; empty slots draw nothing; dark polarity inverts', () => {
+    // Object image of ones into the box centred at (0.5, 0.5), half the 16-pixel canvas: pixels 4..11.
+    const ones = T.ones([2, 1, 8, 8]);
+    const targets = [{ labels: [3], boxes: [[0.5, 0.5, 0.5, 0.5] as [number, number, number, number]] }];
+    const c = composeCanvases(ones, targets, 2, 16, { level: 0, bright: true });
+    assert.deepEqual(c.shape, [1, 1, 16, 16]);
+    const px = Array.from(c.data() as Float32Array);
+    for (let y = 0; y < 16; y++) {
+      for (let x = 0; x < 16; x++) close(px[y * 16 + x]!, x >= 4 && x < 12 && y >= 4 && y < 12 ? 1 : 0, 1e-6, `pixel (${x}, ${y})`);
+    }
+    // A grey background (0.25) under bright ink: 0.25 + 0.75·a; a dark object on a white one: 1 − a.
+    close(composeCanvases(ones, targets, 2, 16, { level: 0.25, bright: true }).max().item(), 1, 1e-6);
+    close(composeCanvases(ones, targets, 2, 16, { level: 0.25, bright: true }).min().item(), 0.25, 1e-6);
+    const dark = composeCanvases(ones, targets, 2, 16, { level: 1, bright: false });
+    close(dark.sum().item(), 256 - 64, 1e-4, 'dark: 64 black pixels on white');
+    assert.throws(() => composeCanvases(T.ones([3, 1, 8, 8]), targets, 2, 16, { level: 0, bright: true }), /3 object images for 1 canvases × 2 slots/);
+  });
+
+  test('composition is differentiable in the object images (float64 finite differences)', () => {
+    T.manualSeed(3);
+    const objs = T.rand([4, 1, 6, 6], { dtype: 'float64' }).add(0.1).requiresGrad_();
+    const targets = [
+      { labels: [1, 2], boxes: [[0.3, 0.3, 0.4, 0.3], [0.7, 0.65, 0.35, 0.5]] as [number, number, number, number][] },
+      { labels: [0], boxes: [[0.45, 0.5, 0.6, 0.55]] as [number, number, number, number][] },
+    ];
+    const r = gradcheck((o) => composeCanvases(o, targets, 2, 12, { level: 0.1, bright: true }), [objs], { rtol: 1e-6 });
+    assert.ok(r.ok, JSON.stringify(r));
+  });
+
+  test('the empty background is the constant canvas the teacher finds emptiest', () => {
+    T.manualSeed(5);
+    const teacher = createDetector('detr-student-64', TINY).eval();
+    const bg = emptyBackground(teacher, [1, 32, 32], [0.5], [0.5], 4);
+    assert.ok([0, 0.25, 0.5, 0.75, 1].includes(bg.level));
+    assert.equal(bg.bright, bg.level < 0.5);
+    const objectness = (v: number): number => T.noGrad(() => {
+      const o = teacher.forward(T.full([1, 1, 32, 32], (v - 0.5) / 0.5), { aux: false });
+      return o.logits.softmax(-1).select(-1, 10).rsub(1).mean().item();
+    });
+    for (const v of [0, 0.25, 0.5, 0.75, 1]) assert.ok(bg.objectness <= objectness(v) + 1e-6, `level ${v}`);
+    close(bg.objectness, objectness(bg.level), 1e-5);
+  });
+});
 
 describe('objectives', () => {
   test('pseudo-targets: queries above θ, best object class, teacher query indices', () => {
@@ -61,6 +108,20 @@ describe('objectives', () => {
     other.loadStateDict(teacher.stateDict());
     T.noGrad(() => other.classHead.bias!.add_(T.randn([11])));
     assert.ok(matchedDiscrepancy(t, other.forward(x), { threshold: 0, tau: 2 }).item() > 0.01);
+  });
+
+  test('feature distillation: MSE through the adapter over the teacher tokens’ mean square, worked by hand', () => {
+    const adapter = new Linear(2, 2);
+    T.noGrad(() => {
+      adapter.weight.copy_(T.tensor([[1, 0], [0, 1]]));
+      adapter.bias!.zero_();
+    });
+    // Student tokens (1, 2) and (0, 1), teacher (1, 0) and (2, 1): squared errors 0 + 4 + 4 + 0 → mean 2;
+    // teacher mean square (1 + 0 + 4 + 1) / 4 = 1.5 → 2 / 1.5.
+    const s = T.tensor([[[1, 2], [0, 1]]]);
+    const t = T.tensor([[[1, 0], [2, 1]]]);
+    close(featureDistillLoss(s, t, adapter).item(), 2 / 1.5, 1e-6);
+    assert.throws(() => featureDistillLoss(s, T.zeros([1, 3, 2]), adapter), /the student has 2 encoder tokens, the teacher 3/);
   });
 
   test('confidence, balance and compactness values worked by hand', () => {
@@ -138,9 +199,29 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
     method.dispose();
   });
 
-  test('tgan: the generator makes the teacher more confident (G/conf falls) with the adversary off', () => {
+  test('tgan layout on the shipped teacher: black background found; the generator lowers the teacher’s set loss on the sampled boxes', () => {
+    // A random tiny teacher barely depends on its input (its set loss moves by 0.003 in 30 steps), so
+    // this one uses the shipped canvas teacher: what the layout generator is for.
+    T.manualSeed(7);
+    const { model: teacher } = loadDetector(path.resolve('teachers/detr-canvas-mnist'));
+    freezeDetector(teacher);
+    const ctx: DetectDistillContext = { teacher, student: createDetector('detr-student-64', { numClasses: 10, inChannels: 1, imageSize: 64 }), inputShape: [1, 64, 64], numClasses: 10, mean: [0.5], std: [0.5], batchSize: 4 };
+    const m = createDetectMethod('tgan', ctx, { lambdaAdv: 0, lambdaAttn: 0, lambdaTv: 0, lrG: 3e-3 }) as DetectTgan;
+    assert.equal(m.background!.level, 0, 'the canvases are black: so is the teacher’s emptiest constant canvas');
+    assert.ok(m.background!.objectness < 0.01);
+    const set: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      T.manualSeed(100); // same layout and latents every step: the change is the generator's
+      set.push(T.tidy(() => m.synthesize(ctx).logs['G/set']!));
+    }
+    assert.ok(set[7]! < 0.7 * set[0]!, `G/set ${set[0]} → ${set[7]}`);
+    assert.deepEqual(m.previewBatch(ctx, 16).shape, [16, 1, 64, 64]);
+    m.dispose();
+  });
+
+  test('tgan (whole canvases, layout 0): the generator makes the teacher more confident (G/conf falls) with the adversary off', () => {
     const ctx = context();
-    const m = createDetectMethod('tgan', ctx, { threshold: 0, lambdaAdv: 0, lambdaIe: 0, lambdaAttn: 0, lambdaSparse: 0, lambdaTv: 0, lrG: 3e-3 });
+    const m = createDetectMethod('tgan', ctx, { layout: 0, threshold: 0, lambdaAdv: 0, lambdaConf: 1, lambdaIe: 0, lambdaAttn: 0, lambdaSparse: 0, lambdaTv: 0, lrG: 3e-3 });
     const conf: number[] = [];
     for (let i = 0; i < 12; i++) {
       T.manualSeed(100); // same latents every step: the change is the generator's
@@ -206,14 +287,15 @@ describe('runs', () => {
     });
   }
 
-  test('tgan resume (with the dense token loss on): 2 + 2 iterations give the weights of 4', () => {
+  test('tgan resume (with the dense token and feature losses on): 2 + 2 iterations give the weights of 4', () => {
     makeTeacher();
     const full = path.join(tmp, 'res-full');
     const part = path.join(tmp, 'res-part');
-    const c = (n: number): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, denseWeight: 1 } });
+    const c = (n: number): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, denseWeight: 1, featWeight: 1 } });
     runDetectDistillation(c(4), full);
     const rows = fs.readFileSync(path.join(full, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
     assert.ok(Number.isFinite(rows[0]!['S/dense']!), 'dense loss logged');
+    assert.ok(rows[0]!['S/feat']! > 0, 'feature loss logged');
     runDetectDistillation(c(2), part);
     runDetectDistillation(c(4), part, { resume: true });
     assert.equal(weights(full).sub(weights(part)).abs().max().item(), 0);

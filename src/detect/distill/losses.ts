@@ -14,6 +14,7 @@ import { informationEntropyLoss } from '../../distill/losses.js';
 import { boxCxcywhToXyxy, pairedGiou, type Box4 } from '../boxes.js';
 import { DETR_LOSS_DEFAULTS, detrSetLoss, hungarianMatch, type DetectionTarget, type ImageMatch, type SetLossWeights } from '../loss.js';
 import type { DenseTokenHead } from '../dense.js';
+import type { Linear } from '../../nn/layers.js';
 
 /** What the objectives read of a DETR forward pass. */
 export interface DetrForward {
@@ -84,6 +85,8 @@ export interface StudentDistillOptions {
   setWeight: number;
   /** Weight of the dense token loss (dense.ts) against the pseudo-targets; 0 = off. */
   denseWeight?: number;
+  /** Weight of the encoder feature loss (featureDistillLoss); 0 = off. */
+  featWeight?: number;
   loss?: SetLossWeights;
 }
 
@@ -91,7 +94,7 @@ export interface StudentDistillOptions {
  * The student's loss on a batch given the teacher's outputs (constants): set loss against the
  * pseudo-targets + KD on matched pairs. Logs: S/set, S/kd, S/ce, S/l1, S/giou, S/objects.
  */
-export function studentDetectionLoss(teacher: DetrForward, student: DetrForward, o: StudentDistillOptions, dense?: DenseTokenHead | null): { loss: Tensor; logs: Record<string, number> } {
+export function studentDetectionLoss(teacher: DetrForward, student: DetrForward, o: StudentDistillOptions, dense?: DenseTokenHead | null, adapter?: Linear | null): { loss: Tensor; logs: Record<string, number> } {
   return tidy(() => {
     const { targets, teacherQueries } = pseudoTargets(teacher.logits, teacher.boxes, o.threshold);
     const set = detrSetLoss(student, targets, o.loss ?? DETR_LOSS_DEFAULTS);
@@ -111,7 +114,27 @@ export function studentDetectionLoss(teacher: DetrForward, student: DetrForward,
       loss = loss.add(d.mul(o.denseWeight!));
       logs['S/dense'] = d.item();
     }
+    if (adapter && (o.featWeight ?? 0) > 0 && student.encoderTokens && teacher.encoderTokens) {
+      const f = featureDistillLoss(student.encoderTokens, teacher.encoderTokens, adapter);
+      loss = loss.add(f.mul(o.featWeight!));
+      logs['S/feat'] = f.item();
+    }
     return { loss, logs };
+  });
+}
+
+/**
+ * Encoder feature distillation: MSE between the student's encoder tokens [B, N, d] mapped by a
+ * training-only linear adapter (d → D) and the teacher's [B, N, D] (a constant), divided by the
+ * teacher tokens' mean square so the weight does not depend on their scale. Every token of every
+ * canvas carries signal, where the set loss has only the few confident detections (FitNets' hint
+ * loss on the encoder output, as DETR distillers such as DETRDistill add to the logit terms).
+ */
+export function featureDistillLoss(studentTokens: Tensor, teacherTokens: Tensor, adapter: Linear): Tensor {
+  return tidy(() => {
+    if (studentTokens.size(1) !== teacherTokens.size(1)) throw new Error(`feature distillation: the student has ${studentTokens.size(1)} encoder tokens, the teacher ${teacherTokens.size(1)}`);
+    const t = teacherTokens.detach();
+    return adapter.forward(studentTokens).sub(t).square().mean().div(t.square().mean().add(1e-8));
   });
 }
 

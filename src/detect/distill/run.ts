@@ -20,6 +20,8 @@ import { evaluateDetector, postprocess, predictionBoxes } from '../evaluate.js';
 import { loadDetector, type DetectorCard } from '../run.js';
 import { studentDetectionLoss } from './losses.js';
 import { DenseTokenHead } from '../dense.js';
+import { Linear } from '../../nn/layers.js';
+import type { Module } from '../../nn/module.js';
 import { canSelectWeights, selectWeights } from '../../distill/init.js';
 import { createDetectMethod, DETECT_METHODS, type DetectDistillContext, type DetectDistillMethod } from './methods.js';
 
@@ -36,19 +38,29 @@ export function freezeDetector(m: DETR): void {
 }
 
 /** One student step on canvases x: teacher outputs as constants, the shared student objective. */
-export function detectStudentStep(ctx: DetectDistillContext, method: DetectDistillMethod, opt: Adam, x: Tensor, clipNorm: number, dense?: DenseTokenHead | null): Record<string, number> {
+export function detectStudentStep(ctx: DetectDistillContext, method: DetectDistillMethod, opt: Adam, x: Tensor, clipNorm: number, extra: StudentExtras = {}): Record<string, number> {
   return tidy(() => {
     const t = noGrad(() => ctx.teacher.forward(x));
     const s = ctx.student.forward(x);
-    const { loss, logs } = studentDetectionLoss(t, s, method.student, dense);
+    const { loss, logs } = studentDetectionLoss(t, s, method.student, extra.dense, extra.adapter);
     const v = loss.item();
     if (!Number.isFinite(v)) throw new NaNLossError(`the student loss is ${v} (${method.name})`);
     opt.zeroGrad();
     loss.backward();
-    if (clipNorm > 0) clipGradNorm(dense ? [...ctx.student.parameters(), ...dense.parameters()] : ctx.student.parameters(), clipNorm);
+    if (clipNorm > 0) clipGradNorm(studentParameters(ctx, extra), clipNorm);
     opt.step();
     return logs;
   });
+}
+
+/** Training-only heads of the student objective: the dense token head, the feature adapter. */
+export interface StudentExtras {
+  dense?: DenseTokenHead;
+  adapter?: Linear;
+}
+
+function studentParameters(ctx: DetectDistillContext, extra: StudentExtras): Tensor[] {
+  return [...ctx.student.parameters(), ...Object.values(extra).flatMap((m: Module) => m.parameters())];
 }
 
 export function detectDistillLoop(
@@ -62,11 +74,14 @@ export function detectDistillLoop(
   freezeDetector(ctx.teacher);
   ctx.student.train();
   const baseLr = cfg.studentLr ?? method.studentLr;
-  // The dense token head is training-only: its weights live in checkpoints/last (under dense.), not in the student.
-  const dense = (method.student.denseWeight ?? 0) > 0 ? new DenseTokenHead(ctx.student.config.dim, ctx.numClasses) : null;
-  const opt = new Adam(dense ? [...ctx.student.parameters(), ...dense.parameters()] : ctx.student.parameters(), { lr: baseLr });
+  // The dense token head and the feature adapter are training-only: their weights live in
+  // checkpoints/last (under dense. / adapter.), not in the student.
+  const extra: StudentExtras = {};
+  if ((method.student.denseWeight ?? 0) > 0) extra.dense = new DenseTokenHead(ctx.student.config.dim, ctx.numClasses);
+  if ((method.student.featWeight ?? 0) > 0) extra.adapter = new Linear(ctx.student.config.dim, ctx.teacher.config.dim);
+  const opt = new Adam(studentParameters(ctx, extra), { lr: baseLr });
   try {
-    return runBudgetedLoop(cfg, out, { model: ctx.student, opt, method, extra: dense ? { dense } : {} }, {
+    return runBudgetedLoop(cfg, out, { model: ctx.student, opt, method, extra: { ...extra } }, {
       baseLr,
       resume: opts.resume,
       log: opts.log,
@@ -74,7 +89,7 @@ export function detectDistillLoop(
       onEval: opts.onEval,
       synthesize: (it) => method.synthesize(ctx, it),
       studentSteps: method.studentStepsPerIteration,
-      studentStep: (fresh) => detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, dense),
+      studentStep: (fresh) => detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, extra),
       evaluate: () => {
         const r = evaluateDetector(ctx.student, val);
         return { val_map: r.map, val_ap50: r.ap50 };
@@ -82,7 +97,7 @@ export function detectDistillLoop(
       samples: (iteration) => writeDetectionSamples(ctx, method, out, iteration),
     });
   } finally {
-    dense?.dispose();
+    for (const m of Object.values(extra) as Module[]) m.dispose();
   }
 }
 
