@@ -160,14 +160,16 @@ const distill = program
   .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'))
   .addOption(new Option('--task <t>', "classify or detect (default: the teacher's: a DETR teacher distils with tgan, dfad, deepinv or kd; batch 32 unless given)").choices(['classify', 'detect']));
 const classifyFlags = hparamFlags();
+const detectFlags = detectHparamFlags();
+const defaultsOf = (f: { defaults: Record<string, unknown> }): string => Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
 for (const [name, f] of classifyFlags) {
-  const defaults = Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
-  distill.addOption(new Option(`--${kebab(name)} <value>`, `method hyper-parameter (default: ${defaults})`));
+  // One flag, read by the task that runs: a name both tasks use lists both tasks' defaults.
+  const d = detectFlags.get(name);
+  distill.addOption(new Option(`--${kebab(name)} <value>`, `method hyper-parameter (default: ${defaultsOf(f)}${d ? `; detection: ${defaultsOf(d)}` : ''})`));
 }
-for (const [name, f] of detectHparamFlags()) {
-  if (classifyFlags.has(name)) continue; // one flag, read by the task that runs
-  const defaults = Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
-  distill.addOption(new Option(`--${kebab(name)} <value>`, `detection hyper-parameter (default: ${defaults})`));
+for (const [name, f] of detectFlags) {
+  if (classifyFlags.has(name)) continue;
+  distill.addOption(new Option(`--${kebab(name)} <value>`, `detection hyper-parameter (default: ${defaultsOf(f)})`));
 }
 distill.action(async (o: DistillCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   await engine(o.threads, o.device);
@@ -178,7 +180,7 @@ distill.action(async (o: DistillCliOptions & { threads?: number; device: string;
     runDetectDistillCommand(o);
     return;
   }
-  const detectOnly = [...detectHparamFlags().keys()].filter((k) => !classifyFlags.has(k) && o[k] !== undefined);
+  const detectOnly = [...detectFlags.keys()].filter((k) => !classifyFlags.has(k) && o[k] !== undefined);
   if (detectOnly.length > 0) throw new Error(`--${kebab(detectOnly[0]!)} is a detection hyper-parameter; the teacher ${o.teacher} is a classifier (use a detector teacher or --task detect)`);
   const { runDistillCommand } = await import('./distill.js');
   runDistillCommand(o);
