@@ -221,7 +221,7 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
 
   test('tgan (whole canvases, layout 0): the generator makes the teacher more confident (G/conf falls) with the adversary off', () => {
     const ctx = context();
-    const m = createDetectMethod('tgan', ctx, { layout: 0, threshold: 0, lambdaAdv: 0, lambdaConf: 1, lambdaIe: 0, lambdaAttn: 0, lambdaSparse: 0, lambdaTv: 0, lrG: 3e-3 });
+    const m = createDetectMethod('tgan', ctx, { layout: 0, threshold: 0, lambdaAdv: 0, lambdaConf: 1, lambdaIe: 0, lambdaAttn: 0, lambdaSparse: 0, lambdaTv: 0, lambdaBn: 0, lrG: 3e-3 });
     const conf: number[] = [];
     for (let i = 0; i < 12; i++) {
       T.manualSeed(100); // same latents every step: the change is the generator's
@@ -229,6 +229,27 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
     }
     assert.ok(conf[11]! < conf[0]! - 0.02, `G/conf ${conf[0]} → ${conf[11]}`);
     m.dispose();
+  });
+
+  test('the BatchNorm statistics prior: tgan’s generator and deepinv’s canvases lower it (G/bn falls); a teacher without BatchNorm is an error', () => {
+    const ctx = context();
+    const m = createDetectMethod('tgan', ctx, { lambdaBn: 1, lambdaSet: 0, lambdaAttn: 0, lambdaTv: 0, lrG: 3e-3 });
+    const bn: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      T.manualSeed(100);
+      bn.push(T.tidy(() => m.synthesize(ctx, i).logs['G/bn']!));
+    }
+    assert.ok(bn[7]! < bn[0]! && bn[4]! < bn[0]!, `tgan G/bn ${bn[0]} → ${bn[7]}`);
+    m.dispose();
+    const inv = createDetectMethod('deepinv', ctx, { alphaBn: 1, stepsPerBatch: 12, inversionSteps: 3 });
+    const logs = Array.from({ length: 3 }, (_, i) => T.tidy(() => inv.synthesize(ctx, i).logs));
+    assert.ok(logs[2]!['G/bn']! < logs[0]!['G/bn']!, `deepinv G/bn ${logs[0]!['G/bn']} → ${logs[2]!['G/bn']}`);
+    inv.dispose();
+    const plain = createDetector('detr-student-64', { ...TINY, stem: 'patch' });
+    freezeDetector(plain);
+    for (const [name, h] of [['tgan', { lambdaBn: 1 }], ['deepinv', { alphaBn: 1 }]] as const) {
+      assert.throws(() => createDetectMethod(name, { ...ctx, teacher: plain }, h), /needs a teacher with BatchNorm layers; this one \(stem 'patch'\) has none/);
+    }
   });
 
   test('dfad: the generator raises the matched discrepancy', () => {

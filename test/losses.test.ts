@@ -10,6 +10,7 @@ import {
   activationLoss,
   attentionConsistencyLoss,
   attentionTransferLoss,
+  batchNormStatisticsLoss,
   classAttention,
   classAttentionProbe,
   informationEntropyLoss,
@@ -28,8 +29,10 @@ import {
   patchSimilarityPrior,
   spatialAttentionMap,
   totalVariation,
+  withBatchNormPrior,
   type TokenOutput,
 } from '../src/distill/losses.js';
+import { BatchNorm2d } from '../src/nn/layers.js';
 
 T.manualSeed(11);
 T.setNumThreads(1);
@@ -363,6 +366,32 @@ describe("DeepInversion's image priors", () => {
   });
   test('l2Prior = mean x² = (0 + 1 + 4 + 16)/4 = 5.25', () => {
     close(val(() => l2Prior(x())), 5.25, 1e-12);
+  });
+  // x [N=1, C=2, 1, 2]: channel 0 = (0, 2): μ 1, σ² (biased) 1; channel 1 = (1, 1): μ 1, σ² 0.
+  // Running μ (0, 4), σ² (3, 2): ‖(1, −3)‖ + ‖(−2, −2)‖ = √10 + √8.
+  test('batchNormStatisticsLoss = ‖μ − μ_BN‖ + ‖σ² − σ²_BN‖ = √10 + √8 (biased variance)', () => {
+    close(val(() => batchNormStatisticsLoss(t([[[[0, 2]], [[1, 1]]]]), t([0, 4]), t([3, 2]))), Math.sqrt(10) + Math.sqrt(8), 1e-12);
+    assert.throws(() => batchNormStatisticsLoss(t([[[[0, 2]]]]), t([0, 4]), t([3, 2])), /expected \[N, 2, H, W\]/);
+  });
+  test('batchNormStatisticsLoss: gradient against finite differences (float64)', () => {
+    const x = T.randn([3, 2, 2, 3], { dtype: 'float64' }).requiresGrad_();
+    const r = gradcheck((v) => batchNormStatisticsLoss(v, t([0.3, -0.2]), t([2, 0.5])), [x]);
+    assert.ok(r.ok, `max rel error ${r.maxRelError}`);
+  });
+  test('withBatchNormPrior taps each BatchNorm input during the forward pass, then removes the taps', () => {
+    const bn1 = new BatchNorm2d(1);
+    const bn2 = new BatchNorm2d(1);
+    bn1.eval();
+    bn2.eval();
+    bn2.runningMean.copy_(T.tensor([0.5]));
+    const x = T.tensor([[[[1, 3]]], [[[5, 7]]]]); // μ 4, σ² 5: bn1 (μ 0, σ² 1) → 4 + 4 = 8; its output (x − 0)/√(1 + ε)·1 + 0 ≈ x
+    const { out, prior } = withBatchNormPrior([bn1, bn2], () => bn2.forward(bn1.forward(x)));
+    // bn2 sees ≈ x again: |4 − 0.5| + |5 − 1| = 7.5
+    close(prior!.item(), 8 + 7.5, 1e-3);
+    assert.deepEqual(out.shape, [2, 1, 1, 2]);
+    assert.equal(bn1.inputTap, null);
+    assert.equal(bn2.inputTap, null);
+    assert.equal(withBatchNormPrior([], () => 1).prior, null);
   });
   test('a constant image has no total variation', () => {
     close(val(() => totalVariation(T.full([2, 3, 5, 4], 0.7, { dtype: 'float64' }), 'l1')), 0, 1e-12);

@@ -6,6 +6,7 @@
 // tokens [B, T, D]; patch distributions [B, N]; images [B, C, H, W].
 import { crossEntropy, klDiv, l1Loss, mseLoss } from '../tensor/functional.js';
 import { full, keep, linspace, noGrad, randperm, stack, tensor, tidy, type Device, type Tensor } from '../tensor/tensor.js';
+import type { BatchNorm2d } from '../nn/layers.js';
 
 // ---------------------------------------------------------------------------------------------
 // Knowledge distillation (Hinton et al. 2015) and the logit discrepancies of the adversarial methods
@@ -434,4 +435,35 @@ export function totalVariation(x: Tensor, kind: 'l1' | 'l2' = 'l2'): Tensor {
  */
 export function l2Prior(x: Tensor): Tensor {
   return tidy(() => x.square().mean());
+}
+
+/**
+ * DeepInversion's feature-distribution prior R_feature for one BatchNorm layer: ‖μ(x) − μ_BN‖₂ +
+ * ‖σ²(x) − σ²_BN‖₂, with μ, σ² (biased, as DeepInversion's code) over (N, H, W) of the layer's input
+ * x [N, C, H, W] and the layer's running statistics — synthetic inputs whose low-level feature
+ * statistics match those of the (absent) training data.
+ */
+export function batchNormStatisticsLoss(x: Tensor, runningMean: Tensor, runningVar: Tensor): Tensor {
+  if (x.ndim !== 4 || x.size(1) !== runningMean.size(0)) throw new Error(`batchNormStatisticsLoss: expected [N, ${runningMean.size(0)}, H, W], got [${x.shape.join(', ')}]`);
+  return tidy(() => {
+    const mean = x.mean([0, 2, 3]);
+    const variance = x.var([0, 2, 3], { correction: 0 });
+    return mean.sub(runningMean.detach()).square().sum().sqrt().add(variance.sub(runningVar.detach()).square().sum().sqrt());
+  });
+}
+
+/**
+ * Runs `fn` (a forward pass of a network containing `norms`) with input taps on those BatchNorm
+ * layers and returns its result with Σ_l batchNormStatisticsLoss over the layers (null when `norms`
+ * is empty or none was called).
+ */
+export function withBatchNormPrior<T>(norms: readonly BatchNorm2d[], fn: () => T): { out: T; prior: Tensor | null } {
+  const terms: Tensor[] = [];
+  for (const bn of norms) bn.inputTap = (x) => terms.push(batchNormStatisticsLoss(x, bn.runningMean, bn.runningVar));
+  try {
+    const out = fn();
+    return { out, prior: terms.length ? tidy(() => stack(terms, 0).sum()) : null };
+  } finally {
+    for (const bn of norms) bn.inputTap = null;
+  }
 }

@@ -97,8 +97,11 @@ export class BatchNorm2d extends Module implements Layer {
     this.runningVar = this.registerBuffer('running_var', ones([numFeatures]));
     this.numBatchesTracked = this.registerBuffer('num_batches_tracked', tensor(0, { dtype: 'int64' }));
   }
+  /** When set, called with every forward's input (DeepInversion's feature-statistics prior reads it). */
+  inputTap: ((x: Tensor) => void) | null = null;
   forward(x: Tensor): Tensor {
     if (x.ndim !== 4) throw new Error(`BatchNorm2d: expected (N, C, H, W) input, got [${x.shape.join(', ')}]`);
+    this.inputTap?.(x);
     if (this.training) this.numBatchesTracked.add_(1);
     return batchNorm(x, this.runningMean, this.runningVar, this.weight, this.bias, this.training, this.momentum, this.eps);
   }

@@ -4,7 +4,8 @@
 // differs.
 //   tgan     class-conditional transformer generator drawing one object per sampled box, composited on
 //            the teacher's empty background (layout.ts); G: λ_set·(teacher's set loss against the
-//            layout) − λ_adv·discrepancy + λ_attn·compactness + λ_tv·TV; `layout 0`: whole canvases with
+//            layout) − λ_adv·discrepancy + λ_attn·compactness + λ_tv·TV (+ λ_bn·the teacher's BatchNorm
+//            statistics, DeepInversion's R_feature); `layout 0`: whole canvases with
 //            λ_conf·confidence + λ_ie·balance + λ_sparse·sparsity instead of the set loss
 //   dfad     DCGAN generator; G maximises the discrepancy alone; 5 student steps per G step
 //   deepinv  no generator: canvases optimised directly so the teacher finds sampled target boxes
@@ -16,11 +17,12 @@ import { Adam } from '../../nn/optim.js';
 import { DCGANGenerator, TransformerGenerator } from '../../models/generators.js';
 import { GeneratorMethod, GeneratorTrainer, unprefixed } from '../../distill/common.js';
 import { ImageBank } from '../../distill/bank.js';
-import { l2Prior, totalVariation } from '../../distill/losses.js';
+import { l2Prior, totalVariation, withBatchNormPrior } from '../../distill/losses.js';
 import type { MethodState } from '../../distill/types.js';
 import { normalize } from '../../data/augment.js';
 import type { DetectionDataset } from '../../data/detection.js';
 import type { DETR } from '../../models/detr.js';
+import type { BatchNorm2d } from '../../nn/layers.js';
 import { detrSetLoss, type DetectionTarget } from '../loss.js';
 import type { Box4 } from '../boxes.js';
 import { attentionCompactnessLoss, matchedDiscrepancy, queryBalanceLoss, queryConfidenceLoss, queryExcessLoss, type StudentDistillOptions } from './losses.js';
@@ -85,6 +87,13 @@ function studentOptions(h: typeof DETECT_STUDENT_DEFAULTS): StudentDistillOption
   return { threshold: h.threshold, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight, denseWeight: h.denseWeight, featWeight: h.featWeight };
 }
 
+/** The teacher's BatchNorm layers (its conv stem), for the feature-statistics prior; an error when it has none. */
+function teacherNorms(teacher: DETR): BatchNorm2d[] {
+  const norms = teacher.stem?.norms ?? [];
+  if (norms.length === 0) throw new RangeError(`the BatchNorm statistics prior (--lambda-bn / --alpha-bn) needs a teacher with BatchNorm layers; this one (stem '${teacher.config.stem}') has none`);
+  return norms;
+}
+
 /** One generator update: backward through (frozen) teacher and student, then drop the student's grads. */
 function generatorStep(gen: GeneratorTrainer<DCGANGenerator | TransformerGenerator>, loss: Tensor, student: DETR): void {
   gen.opt.zeroGrad();
@@ -146,6 +155,14 @@ export const DETECT_TGAN_DEFAULTS = {
   lambdaSparse: 0,
   /** Total variation of the canvases (measured: without it the generator draws a dotted lattice). */
   lambdaTv: 0.1,
+  /**
+   * DeepInversion's feature-statistics prior on the teacher's BatchNorm layers (its conv stem):
+   * Σ_l ‖μ_l − μ_BN‖ + ‖σ²_l − σ²_BN‖ of the canvases' features (distill/losses.ts). The running
+   * statistics are the only trace of the training images the teacher keeps; data-free. Measured
+   * (60-minute runs, 1 thread each, side by side): λ_bn 1 → val mAP 0.2404 (test 0.2485) vs 0 → 0.1976
+   * (test 0.2406); 10-minute trials: 0 / 0.1 / 1 / 3 → val 0.035 / 0.014 / 0.042 / 0.043.
+   */
+  lambdaBn: 1,
   /** Queries per canvas the confidence, balance and attention terms act on. */
   topK: 2,
 };
@@ -167,24 +184,19 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
     this.studentLr = h.lrS;
     this.student = studentOptions(h);
     const [C, H] = ctx.inputShape;
-    if (h.layout) {
-      if (!(h.minObjects >= 1 && h.maxObjects >= h.minObjects && h.minScale > 0 && h.maxScale >= h.minScale && h.maxScale <= 1)) {
-        throw new RangeError(`tgan layout: need 1 ≤ minObjects ≤ maxObjects and 0 < minScale ≤ maxScale ≤ 1, got ${h.minObjects}-${h.maxObjects} objects, scale ${h.minScale}-${h.maxScale}`);
-      }
-      // Objects in pixel space [0, 1] (mean 0, std 1 for the generator's output affine); composited, then normalised.
-      const g = new TransformerGenerator({
-        latentDim: h.latentDim, imageSize: h.objectSize, channels: C, patchSize: Math.min(ctx.teacher.config.patchSize, h.objectSize), dim: h.genDim, depth: h.genDepth,
-        heads: h.genHeads, refineChannels: h.refineChannels, numClasses: ctx.numClasses, mean: Array(C).fill(0), std: Array(C).fill(1),
-      });
-      this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG, [0.5, 0.999], 16 * h.maxObjects);
-      this.background = emptyBackground(ctx.teacher, ctx.inputShape, ctx.mean, ctx.std);
-    } else {
-      const g = new TransformerGenerator({
-        latentDim: h.latentDim, imageSize: H, channels: C, patchSize: ctx.teacher.config.patchSize, dim: h.genDim, depth: h.genDepth, heads: h.genHeads,
-        refineChannels: h.refineChannels, mean: ctx.mean, std: ctx.std,
-      });
-      this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG, [0.5, 0.999], 16);
+    if (h.lambdaBn > 0) teacherNorms(ctx.teacher);
+    if (h.layout && !(h.minObjects >= 1 && h.maxObjects >= h.minObjects && h.minScale > 0 && h.maxScale >= h.minScale && h.maxScale <= 1)) {
+      throw new RangeError(`tgan layout: need 1 ≤ minObjects ≤ maxObjects and 0 < minScale ≤ maxScale ≤ 1, got ${h.minObjects}-${h.maxObjects} objects, scale ${h.minScale}-${h.maxScale}`);
     }
+    // Layout mode: class-conditional object images in pixel space [0, 1] (mean 0, std 1 for the
+    // generator's output affine), composited, then normalised. Whole-canvas mode: normalised canvases.
+    const size = h.layout ? h.objectSize : H;
+    const g = new TransformerGenerator({
+      latentDim: h.latentDim, imageSize: size, channels: C, patchSize: Math.min(ctx.teacher.config.patchSize, size), dim: h.genDim, depth: h.genDepth, heads: h.genHeads,
+      refineChannels: h.refineChannels, ...(h.layout ? { numClasses: ctx.numClasses, mean: Array<number>(C).fill(0), std: Array<number>(C).fill(1) } : { mean: ctx.mean, std: ctx.std }),
+    });
+    this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG, [0.5, 0.999], h.layout ? 16 * h.maxObjects : 16);
+    if (h.layout) this.background = emptyBackground(ctx.teacher, ctx.inputShape, ctx.mean, ctx.std);
   }
 
   /** Layout mode: canvases (normalised) for sampled targets, the generator's objects for latents z [B·K, latent]. */
@@ -216,8 +228,12 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
     } else {
       x = this.gen.generator.forward(this.gen.latent(ctx.batchSize));
     }
-    const t = ctx.teacher.forward(x, { returnAttention: h.lambdaAttn > 0 });
+    const { out: t, prior } = withBatchNormPrior(h.lambdaBn > 0 ? teacherNorms(ctx.teacher) : [], () => ctx.teacher.forward(x, { returnAttention: h.lambdaAttn > 0 }));
     let loss = x.sum().mul(0);
+    if (prior) {
+      loss = loss.add(prior.mul(h.lambdaBn));
+      logs['G/bn'] = prior.item();
+    }
     if (targets && h.lambdaSet > 0) {
       const set = detrSetLoss(t, targets);
       loss = loss.add(set.loss.mul(h.lambdaSet));
@@ -322,6 +338,8 @@ export const DETECT_DEEPINV_DEFAULTS = {
   inversionSteps: 4,
   alphaTv: 0.05,
   alphaL2: 1e-4,
+  /** DeepInversion's R_feature on the teacher's BatchNorm layers (see tgan's lambdaBn); 0 = off. */
+  alphaBn: 0,
   minObjects: 1,
   maxObjects: 4,
   /** Sampled box sides as fractions of the canvas. */
@@ -367,6 +385,7 @@ export class DetectDeepInversion implements DetectDistillMethod {
     this.studentStepsPerIteration = h.studentSteps;
     this.studentLr = h.lrS;
     this.student = studentOptions(h);
+    if (h.alphaBn > 0) teacherNorms(ctx.teacher);
     this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
     this.newBatch(noGrad(() => randn([ctx.batchSize, ...ctx.inputShape]).mul(h.initStd)));
   }
@@ -387,11 +406,15 @@ export class DetectDeepInversion implements DetectDistillMethod {
     const logs: Record<string, number> = {};
     for (let s = 0; s < h.inversionSteps; s++) {
       tidy(() => {
-        const out = ctx.teacher.forward(this.x);
+        const { out, prior } = withBatchNormPrior(h.alphaBn > 0 ? teacherNorms(ctx.teacher) : [], () => ctx.teacher.forward(this.x));
         const set = detrSetLoss(out, this.targets);
         const tv = totalVariation(this.x, 'l2');
         const l2 = l2Prior(this.x);
-        const loss = set.loss.add(tv.mul(h.alphaTv)).add(l2.mul(h.alphaL2));
+        let loss = set.loss.add(tv.mul(h.alphaTv)).add(l2.mul(h.alphaL2));
+        if (prior) {
+          loss = loss.add(prior.mul(h.alphaBn));
+          logs['G/bn'] = prior.item();
+        }
         logs['G/set'] = set.loss.item();
         logs['G/tv'] = tv.item();
         this.opt.zeroGrad();
@@ -474,9 +497,9 @@ export class DetectKdReal implements DetectDistillMethod {
 
 type H = Record<string, number>;
 export const DETECT_METHODS: Record<string, { defaults: H; dataFree: boolean; description: string; create: (ctx: DetectDistillContext, h: H) => DetectDistillMethod }> = {
-  tgan: { defaults: DETECT_TGAN_DEFAULTS, dataFree: true, description: 'transformer generator: adversarial + query confidence + class balance + sparsity + attention compactness + TV', create: (c, h) => new DetectTgan(c, h) },
+  tgan: { defaults: DETECT_TGAN_DEFAULTS, dataFree: true, description: 'class-conditional transformer generator drawing objects into sampled boxes (layout canvases): teacher set loss + attention compactness + TV (+ BatchNorm statistics, adversarial; --layout 0: whole canvases with confidence, balance, sparsity)', create: (c, h) => new DetectTgan(c, h) },
   dfad: { defaults: DETECT_DFAD_DEFAULTS, dataFree: true, description: 'DFAD: DCGAN generator maximising the matched teacher–student discrepancy', create: (c, h) => new DetectDfad(c, h) },
-  deepinv: { defaults: DETECT_DEEPINV_DEFAULTS, dataFree: true, description: 'direct canvas optimisation towards sampled target boxes (DIODE-style), image bank', create: (c, h) => new DetectDeepInversion(c, h) },
+  deepinv: { defaults: DETECT_DEEPINV_DEFAULTS, dataFree: true, description: 'direct canvas optimisation towards sampled target boxes (DIODE-style; + BatchNorm statistics with --alpha-bn), image bank', create: (c, h) => new DetectDeepInversion(c, h) },
   kd: { defaults: DETECT_STUDENT_DEFAULTS, dataFree: false, description: 'reference: distillation on the real training canvases (upper bound)', create: (c, h) => new DetectKdReal(c, h) },
 };
 
