@@ -252,6 +252,23 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
     }
   });
 
+  test('tgan fresh batches: student steps after the first get new canvases (no gradient); needs layout canvases and λ_adv 0', () => {
+    const ctx = context();
+    const m = createDetectMethod('tgan', ctx, { freshBatches: 1, studentSteps: 3, lambdaBn: 0 });
+    T.manualSeed(5);
+    const x = T.keep(m.synthesize(ctx, 0).x);
+    const a = T.keep(m.extraBatch!(ctx, 1));
+    const b = T.keep(m.extraBatch!(ctx, 2));
+    assert.deepEqual(a.shape, x.shape);
+    assert.equal(a.requiresGrad, false);
+    assert.ok(a.sub(x).abs().max().item() > 0.1 && a.sub(b).abs().max().item() > 0.1, 'each fresh batch is new');
+    assert.equal(createDetectMethod('tgan', ctx, { lambdaBn: 0 }).extraBatch, undefined, 'off by default: student steps reuse the batch');
+    assert.throws(() => createDetectMethod('tgan', ctx, { freshBatches: 1, layout: 0, lambdaBn: 0 }), /--fresh-batches 1 needs layout canvases/);
+    assert.throws(() => createDetectMethod('tgan', ctx, { freshBatches: 1, lambdaAdv: 1, lambdaBn: 0 }), /--fresh-batches 1 needs --lambda-adv 0/);
+    T.dispose([x, a, b]);
+    m.dispose();
+  });
+
   test('dfad: the generator raises the matched discrepancy', () => {
     const ctx = context();
     const m = createDetectMethod('dfad', ctx, { threshold: 0, lrG: 3e-3 });
@@ -319,6 +336,17 @@ describe('runs', () => {
     assert.ok(rows[0]!['S/feat']! > 0, 'feature loss logged');
     runDetectDistillation(c(2), part);
     runDetectDistillation(c(4), part, { resume: true });
+    assert.equal(weights(full).sub(weights(part)).abs().max().item(), 0);
+  });
+
+  test('tgan resume with fresh batches (3 student steps per iteration): 1 + 2 iterations give the weights of 3', () => {
+    makeTeacher();
+    const full = path.join(tmp, 'fresh-full');
+    const part = path.join(tmp, 'fresh-part');
+    const c = (n: number): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, freshBatches: 1, studentSteps: 3 } });
+    runDetectDistillation(c(3), full);
+    runDetectDistillation(c(1), part);
+    runDetectDistillation(c(3), part, { resume: true });
     assert.equal(weights(full).sub(weights(part)).abs().max().item(), 0);
   });
 

@@ -60,6 +60,11 @@ export interface DetectDistillMethod {
   loadStateDict(s: MethodState): void;
   /** Fixed canvases for the sample grids (the generator's preview latents, or bank samples). */
   previewBatch(ctx: DetectDistillContext, n: number): Tensor;
+  /**
+   * Canvases for the iteration's student step k ≥ 1, when the method makes fresh ones (no generator
+   * update, no gradient); absent: every student step of an iteration reuses the synthesised batch.
+   */
+  extraBatch?(ctx: DetectDistillContext, k: number): Tensor;
   dispose(): void;
 }
 
@@ -163,6 +168,14 @@ export const DETECT_TGAN_DEFAULTS = {
    * (test 0.2406); 10-minute trials: 0 / 0.1 / 1 / 3 → val 0.035 / 0.014 / 0.042 / 0.043.
    */
   lambdaBn: 1,
+  /**
+   * Layout mode: 1 — student steps after an iteration's first train on fresh canvases from the
+   * generator (new layout, latents and views; no generator update, no gradient), 0 — they reuse the
+   * iteration's batch. The generator's loss does not involve the student (λ_adv 0), so the generator
+   * need not step as often as the student: a fresh batch costs a generator forward (~0.05 s for 32
+   * canvases at 1 thread) where a generator step costs ~0.26 s (backward through the teacher).
+   */
+  freshBatches: 0,
   /** Queries per canvas the confidence, balance and attention terms act on. */
   topK: 2,
 };
@@ -197,6 +210,9 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
     });
     this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG, [0.5, 0.999], h.layout ? 16 * h.maxObjects : 16);
     if (h.layout) this.background = emptyBackground(ctx.teacher, ctx.inputShape, ctx.mean, ctx.std);
+    if (h.freshBatches && !h.layout) throw new RangeError('tgan: --fresh-batches 1 needs layout canvases (--layout 1)');
+    if (h.freshBatches && h.lambdaAdv > 0) throw new RangeError('tgan: --fresh-batches 1 needs --lambda-adv 0 (fresh canvases would skip the adversarial generator step)');
+    if (h.freshBatches) this.extraBatch = (c) => this.freshCanvases(c);
   }
 
   /** Layout mode: canvases (normalised) for sampled targets, the generator's objects for latents z [B·K, latent]. */
@@ -214,6 +230,18 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
     const m = Math.min(n, 16);
     const targets = sampleTargets(m, ctx.numClasses, 0x5eed, this.hparams);
     return this.layoutCanvases(ctx, targets, this.gen.previewLatents.narrow(0, 0, m * this.hparams.maxObjects), true);
+  }
+
+  /** Layout mode with freshBatches: new canvases from the current generator (no gradient). */
+  extraBatch?: (ctx: DetectDistillContext, k: number) => Tensor;
+
+  /** No-gradient canvases for freshly sampled layouts and latents (object views as in training). */
+  private freshCanvases(ctx: DetectDistillContext): Tensor {
+    const h = this.hparams;
+    return noGrad(() => {
+      const targets = sampleTargets(ctx.batchSize, ctx.numClasses, randint(0, 2 ** 31 - 1, [1]).item(), h);
+      return this.layoutCanvases(ctx, targets, this.gen.latent(ctx.batchSize * h.maxObjects), false);
+    });
   }
 
   synthesize(ctx: DetectDistillContext): DetectSynthBatch {

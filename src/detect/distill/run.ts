@@ -89,7 +89,7 @@ export function detectDistillLoop(
       onEval: opts.onEval,
       synthesize: (it) => method.synthesize(ctx, it),
       studentSteps: method.studentStepsPerIteration,
-      studentStep: (fresh) => detectStudentStep(ctx, method, opt, fresh.x, cfg.clipNorm, extra),
+      studentStep: (batch, k) => tidy(() => detectStudentStep(ctx, method, opt, k > 0 && method.extraBatch ? method.extraBatch(ctx, k) : batch.x, cfg.clipNorm, extra)),
       evaluate: () => {
         const r = evaluateDetector(ctx.student, val);
         return { val_map: r.map, val_ap50: r.ap50 };
