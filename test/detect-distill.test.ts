@@ -88,6 +88,22 @@ describe('objectives', () => {
     assert.deepEqual(matchedPairs([{ queries: [4, 1], targets: [1, 0] }], [[0, 2]], 6, 3), { student: [4, 1], teacher: [2, 0] });
   });
 
+  test('pseudo-target NMS: class-agnostic, highest probability kept, IoU hand-worked, query order kept', () => {
+    // 1 image, 4 queries, 2 classes + no object. q0 (p 0.6, class 0) and q1 (p 0.9, class 1): boxes
+    // [0.2, 0.2]–[0.6, 0.6] and [0.3, 0.2]–[0.7, 0.6], intersection 0.3·0.4 = 0.12, union 0.16 + 0.16 −
+    // 0.12 = 0.20, IoU 0.6. q2 (p 0.8, class 0) [0.7, 0.7]–[0.9, 0.9] and q3 (p 0.7, class 1) [0.7,
+    // 0.75]–[0.9, 0.85] inside it: IoU 0.02 / 0.04 = 0.5. The two pairs only touch (IoU 0).
+    const probs = [[0.6, 0.1, 0.3], [0.05, 0.9, 0.05], [0.8, 0.1, 0.1], [0.1, 0.7, 0.2]];
+    const logits = T.tensor([probs.map((r) => r.map(Math.log))]);
+    const boxes = T.tensor([[[0.4, 0.4, 0.4, 0.4], [0.5, 0.4, 0.4, 0.4], [0.8, 0.8, 0.2, 0.2], [0.8, 0.8, 0.2, 0.1]]]);
+    assert.deepEqual(pseudoTargets(logits, boxes, 0.5).teacherQueries, [[0, 1, 2, 3]], 'off by default');
+    assert.deepEqual(pseudoTargets(logits, boxes, 0.5, 0.55).teacherQueries, [[1, 2, 3]], 'IoU 0.6 > 0.55: q0 (0.6) yields to q1 (0.9); 0.5 ≤ 0.55 keeps q3');
+    const p = pseudoTargets(logits, boxes, 0.5, 0.45);
+    assert.deepEqual(p.teacherQueries, [[1, 2]], 'IoU 0.5 > 0.45: q3 (0.7) yields to q2 (0.8)');
+    assert.deepEqual(p.targets[0]!.labels, [1, 0]);
+    assert.deepEqual(pseudoTargets(logits, boxes, 0.5, 0.65).teacherQueries, [[0, 1, 2, 3]]);
+  });
+
   test('a student identical to the teacher: KD and discrepancy are 0, set loss is the teacher’s own', () => {
     T.manualSeed(4);
     const teacher = createDetector('detr-student-64', TINY);

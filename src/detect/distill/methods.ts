@@ -72,6 +72,8 @@ export interface DetectDistillMethod {
 export const DETECT_STUDENT_DEFAULTS = {
   /** θ: a teacher query is a pseudo-target when its best object class has probability > θ. */
   threshold: 0.5,
+  /** Class-agnostic NMS IoU among the pseudo-targets (losses.ts pseudoTargets); 1 = off. */
+  nmsIou: 1,
   tau: 2,
   kdWeight: 1,
   setWeight: 1,
@@ -89,7 +91,7 @@ export const DETECT_STUDENT_DEFAULTS = {
 };
 
 function studentOptions(h: typeof DETECT_STUDENT_DEFAULTS): StudentDistillOptions {
-  return { threshold: h.threshold, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight, denseWeight: h.denseWeight, featWeight: h.featWeight };
+  return { threshold: h.threshold, nmsIou: h.nmsIou, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight, denseWeight: h.denseWeight, featWeight: h.featWeight };
 }
 
 /** The teacher's BatchNorm layers (its conv stem), for the feature-statistics prior; an error when it has none. */
