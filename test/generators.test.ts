@@ -156,6 +156,20 @@ describe('TransformerGenerator (tgan)', () => {
     u.dispose();
   });
 
+  test('labelInitStd: the label embedding starts at that std, cut at ±2σ (default: timm’s 0.02)', () => {
+    T.manualSeed(3);
+    const big = new TransformerGenerator({ ...cfg, dim: 64, numClasses: 50, labelInitStd: 1 });
+    const w = big.labelEmbed!.weight;
+    const std = w.std().item();
+    assert.ok(std > 0.8 && std < 1, `std ${std} (a ±2σ-truncated N(0, 1) has std 0.88)`);
+    assert.ok(w.abs().max().item() <= 2);
+    const small = new TransformerGenerator({ ...cfg, dim: 64, numClasses: 50 });
+    const s = small.labelEmbed!.weight.std().item();
+    assert.ok(s > 0.015 && s < 0.025, `default std ${s}`);
+    big.dispose();
+    small.dispose();
+  });
+
   test('the gradient reaches the first layer, the position and the label embeddings', () => {
     const g = new TransformerGenerator({ ...cfg, numClasses: 5 });
     T.tidy(() => g.forward(g.latent(2), T.tensor([1, 4], { dtype: 'int64' })).square().mean().backward());

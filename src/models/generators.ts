@@ -167,6 +167,13 @@ export interface TransformerGeneratorConfig extends Normalisation {
   /** Class-conditional when set: a learned label embedding is added to every token. */
   numClasses?: number;
   /**
+   * Std of the label embedding's initial values (default 0.02, timm's). The latent's share of a token
+   * starts ~0.3 (Linear std 0.02 of a 64-d N(0, 1) latent): at 0.02 the label is a 15× smaller nudge,
+   * and the detection layout generator learnt to ignore it (the teacher read the requested class on
+   * 10% of its objects: chance); see DETECT_TGAN_DEFAULTS.labelStd.
+   */
+  labelInitStd?: number;
+  /**
    * 0: the linear unpatchify head writes pixels directly (METHODS.md's reading). > 0: it writes this
    * many feature channels per pixel, refined by BN → LeakyReLU → 3×3 conv → LeakyReLU → 3×3 conv to
    * the image channels, so neighbouring patches are blended (no seams at patch borders).
@@ -182,7 +189,7 @@ export interface TransformerGeneratorConfig extends Normalisation {
  * Initialised as timm's ViT: truncated normal (std .02) for linears and embeddings, zero biases.
  */
 export class TransformerGenerator extends Module implements ImageGenerator {
-  readonly config: Required<Omit<TransformerGeneratorConfig, 'numClasses'>> & { numClasses?: number };
+  readonly config: Required<Omit<TransformerGeneratorConfig, 'numClasses' | 'labelInitStd'>> & { numClasses?: number; labelInitStd?: number };
   readonly latentDim: number;
   readonly numPatches: number;
   toTokens: Linear;
@@ -231,7 +238,11 @@ export class TransformerGenerator extends Module implements ImageGenerator {
     }
     this.affine = new PixelAffine(c.channels, c);
     truncNormal_(this.posEmbed, 0.02);
-    if (this.labelEmbed) truncNormal_(this.labelEmbed.weight, 0.02);
+    if (this.labelEmbed) {
+      // timm's trunc_normal_(std 0.02) cuts at ±2 (no cut in effect); a set std is cut at ±2σ.
+      if (c.labelInitStd === undefined) truncNormal_(this.labelEmbed.weight, 0.02);
+      else truncNormal_(this.labelEmbed.weight, c.labelInitStd, 0, -2 * c.labelInitStd, 2 * c.labelInitStd);
+    }
     for (const [, m] of this.namedModules()) {
       if (m instanceof Linear) {
         truncNormal_(m.weight, 0.02);
