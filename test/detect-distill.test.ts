@@ -14,6 +14,7 @@ import { Linear } from '../src/nn/layers.js';
 import { createDetector, type DETR } from '../src/models/detr.js';
 import { loadDetectionDataset } from '../src/data/detection.js';
 import { detectorCard, loadDetector, publishDetector } from '../src/detect/run.js';
+import { setLossGivenMatch } from '../src/detect/loss.js';
 import {
   attentionCompactnessLoss, featureDistillLoss, matchedDiscrepancy, matchedPairs, pseudoTargets, queryBalanceLoss, queryConfidenceLoss, queryExcessLoss, studentDetectionLoss,
 } from '../src/detect/distill/losses.js';
@@ -102,6 +103,20 @@ describe('objectives', () => {
     assert.deepEqual(p.teacherQueries, [[1, 2]], 'IoU 0.5 > 0.45: q3 (0.7) yields to q2 (0.8)');
     assert.deepEqual(p.targets[0]!.labels, [1, 0]);
     assert.deepEqual(pseudoTargets(logits, boxes, 0.5, 0.65).teacherQueries, [[0, 1, 2, 3]]);
+  });
+
+  test('--eos-coef reaches the student’s set loss: weighted CE hand-worked', () => {
+    // 1 image, 2 queries, 1 class + no object; q0 matched to a class-0 target with p(0) = 0.8, q1
+    // unmatched with p(no object) = 0.4: CE = (−ln 0.8 + eos·(−ln 0.4)) / (1 + eos).
+    const pred = { logits: T.tensor([[[0.8, 0.2], [0.6, 0.4]].map((r) => r.map(Math.log))]), boxes: T.tensor([[[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.1, 0.1]]]) };
+    const targets = [{ labels: [0], boxes: [[0.5, 0.5, 0.2, 0.2] as const] }];
+    const ctx = context();
+    for (const eos of [0.1, 0.5]) {
+      const m = createDetectMethod('tgan', ctx, { eosCoef: eos, lambdaBn: 0 });
+      const ce = setLossGivenMatch(pred, targets, [{ queries: [0], targets: [0] }], m.student.loss).ce.item();
+      close(ce, (-Math.log(0.8) - eos * Math.log(0.4)) / (1 + eos), 1e-5, `eos ${eos}`);
+      m.dispose();
+    }
   });
 
   test('a student identical to the teacher: KD and discrepancy are 0, set loss is the teacher’s own', () => {

@@ -23,7 +23,7 @@ import { normalize } from '../../data/augment.js';
 import type { DetectionDataset } from '../../data/detection.js';
 import type { DETR } from '../../models/detr.js';
 import type { BatchNorm2d } from '../../nn/layers.js';
-import { detrSetLoss, type DetectionTarget } from '../loss.js';
+import { DETR_LOSS_DEFAULTS, detrSetLoss, type DetectionTarget } from '../loss.js';
 import type { Box4 } from '../boxes.js';
 import { attentionCompactnessLoss, matchedDiscrepancy, queryBalanceLoss, queryConfidenceLoss, queryExcessLoss, type StudentDistillOptions } from './losses.js';
 import { hashSeeds, mulberry32 } from '../../data/loader.js';
@@ -74,6 +74,11 @@ export const DETECT_STUDENT_DEFAULTS = {
   threshold: 0.5,
   /** Class-agnostic NMS IoU among the pseudo-targets (losses.ts pseudoTargets); 1 = off. */
   nmsIou: 1,
+  /**
+   * The student's set loss: relative CE weight of "no object" for its unmatched queries (DETR's
+   * eos_coef, 0.1 in DETR and in supervised training here).
+   */
+  eosCoef: 0.1,
   tau: 2,
   kdWeight: 1,
   setWeight: 1,
@@ -91,7 +96,7 @@ export const DETECT_STUDENT_DEFAULTS = {
 };
 
 function studentOptions(h: typeof DETECT_STUDENT_DEFAULTS): StudentDistillOptions {
-  return { threshold: h.threshold, nmsIou: h.nmsIou, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight, denseWeight: h.denseWeight, featWeight: h.featWeight };
+  return { threshold: h.threshold, nmsIou: h.nmsIou, tau: h.tau, kdWeight: h.kdWeight, setWeight: h.setWeight, denseWeight: h.denseWeight, featWeight: h.featWeight, loss: { ...DETR_LOSS_DEFAULTS, eosCoef: h.eosCoef } };
 }
 
 /** The teacher's BatchNorm layers (its conv stem), for the feature-statistics prior; an error when it has none. */
