@@ -252,7 +252,7 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
 
   test('tgan (whole canvases, layout 0): the generator makes the teacher more confident (G/conf falls) with the adversary off', () => {
     const ctx = context();
-    const m = createDetectMethod('tgan', ctx, { layout: 0, threshold: 0, lambdaAdv: 0, lambdaConf: 1, lambdaIe: 0, lambdaAttn: 0, lambdaSparse: 0, lambdaTv: 0, lambdaBn: 0, lrG: 3e-3 });
+    const m = createDetectMethod('tgan', ctx, { layout: 0, freshBatches: 0, threshold: 0, lambdaAdv: 0, lambdaConf: 1, lambdaIe: 0, lambdaAttn: 0, lambdaSparse: 0, lambdaTv: 0, lambdaBn: 0, lrG: 3e-3 });
     const conf: number[] = [];
     for (let i = 0; i < 12; i++) {
       T.manualSeed(100); // same latents every step: the change is the generator's
@@ -283,7 +283,7 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
     }
   });
 
-  test('tgan fresh batches: student steps after the first get new canvases (no gradient); needs layout canvases and λ_adv 0', () => {
+  test('tgan fresh batches: student steps after the first get new canvases (no gradient); λ_adv > 0 needs them off', () => {
     const ctx = context();
     const m = createDetectMethod('tgan', ctx, { freshBatches: 1, studentSteps: 3, lambdaBn: 0 });
     T.manualSeed(5);
@@ -293,9 +293,12 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
     assert.deepEqual(a.shape, x.shape);
     assert.equal(a.requiresGrad, false);
     assert.ok(a.sub(x).abs().max().item() > 0.1 && a.sub(b).abs().max().item() > 0.1, 'each fresh batch is new');
-    assert.equal(createDetectMethod('tgan', ctx, { lambdaBn: 0 }).extraBatch, undefined, 'off by default: student steps reuse the batch');
-    assert.throws(() => createDetectMethod('tgan', ctx, { freshBatches: 1, layout: 0, lambdaBn: 0 }), /--fresh-batches 1 needs layout canvases/);
-    assert.throws(() => createDetectMethod('tgan', ctx, { freshBatches: 1, lambdaAdv: 1, lambdaBn: 0 }), /--fresh-batches 1 needs --lambda-adv 0/);
+    assert.equal(createDetectMethod('tgan', ctx, { freshBatches: 0, lambdaBn: 0 }).extraBatch, undefined, 'off: student steps reuse the batch');
+    const whole = createDetectMethod('tgan', ctx, { layout: 0, lambdaBn: 0 });
+    assert.deepEqual(whole.extraBatch!(ctx, 1).shape, [ctx.batchSize, 1, 32, 32], 'whole canvases too');
+    whole.dispose();
+    assert.throws(() => createDetectMethod('tgan', ctx, { lambdaAdv: 1, lambdaBn: 0 }), /--lambda-adv > 0 needs --fresh-batches 0/);
+    assert.doesNotThrow(() => createDetectMethod('tgan', ctx, { lambdaAdv: 1, freshBatches: 0, lambdaBn: 0 }).dispose());
     T.dispose([x, a, b]);
     m.dispose();
   });
