@@ -359,29 +359,28 @@ describe('runs', () => {
     });
   }
 
-  test('tgan resume (with the dense token and feature losses on): 2 + 2 iterations give the weights of 4', () => {
+  /** Runs `total` iterations in one go and as `first` + the rest with --resume; returns the full run's folder. */
+  const resumeMatches = (name: string, hparams: Record<string, number>, first: number, total: number): string => {
     makeTeacher();
-    const full = path.join(tmp, 'res-full');
-    const part = path.join(tmp, 'res-part');
-    const c = (n: number): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, denseWeight: 1, featWeight: 1 } });
-    runDetectDistillation(c(4), full);
+    const full = path.join(tmp, `${name}-full`);
+    const part = path.join(tmp, `${name}-part`);
+    const c = (n: number): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, ...hparams } });
+    runDetectDistillation(c(total), full);
+    runDetectDistillation(c(first), part);
+    runDetectDistillation(c(total), part, { resume: true });
+    assert.equal(weights(full).sub(weights(part)).abs().max().item(), 0);
+    return full;
+  };
+
+  test('tgan resume (with the dense token and feature losses on): 2 + 2 iterations give the weights of 4', () => {
+    const full = resumeMatches('res', { denseWeight: 1, featWeight: 1 }, 2, 4);
     const rows = fs.readFileSync(path.join(full, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
     assert.ok(Number.isFinite(rows[0]!['S/dense']!), 'dense loss logged');
     assert.ok(rows[0]!['S/feat']! > 0, 'feature loss logged');
-    runDetectDistillation(c(2), part);
-    runDetectDistillation(c(4), part, { resume: true });
-    assert.equal(weights(full).sub(weights(part)).abs().max().item(), 0);
   });
 
   test('tgan resume with fresh batches (3 student steps per iteration): 1 + 2 iterations give the weights of 3', () => {
-    makeTeacher();
-    const full = path.join(tmp, 'fresh-full');
-    const part = path.join(tmp, 'fresh-part');
-    const c = (n: number): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, freshBatches: 1, studentSteps: 3 } });
-    runDetectDistillation(c(3), full);
-    runDetectDistillation(c(1), part);
-    runDetectDistillation(c(3), part, { resume: true });
-    assert.equal(weights(full).sub(weights(part)).abs().max().item(), 0);
+    resumeMatches('fresh', { freshBatches: 1, studentSteps: 3 }, 1, 3);
   });
 
   test('CLI: dfkd distill --task detect, and bad input', () => {
