@@ -293,7 +293,9 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
     assert.deepEqual(a.shape, x.shape);
     assert.equal(a.requiresGrad, false);
     assert.ok(a.sub(x).abs().max().item() > 0.1 && a.sub(b).abs().max().item() > 0.1, 'each fresh batch is new');
-    assert.equal(createDetectMethod('tgan', ctx, { freshBatches: 0, lambdaBn: 0 }).extraBatch, undefined, 'off: student steps reuse the batch');
+    const reuse = createDetectMethod('tgan', ctx, { freshBatches: 0, lambdaBn: 0 });
+    assert.equal(reuse.extraBatch, undefined, 'off: student steps reuse the batch');
+    reuse.dispose();
     const whole = createDetectMethod('tgan', ctx, { layout: 0, lambdaBn: 0 });
     assert.deepEqual(whole.extraBatch!(ctx, 1).shape, [ctx.batchSize, 1, 32, 32], 'whole canvases too');
     whole.dispose();

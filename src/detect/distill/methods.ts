@@ -200,9 +200,10 @@ export const DETECT_TGAN_DEFAULTS = {
   lambdaBn: 1,
   /**
    * 1 — student steps after an iteration's first train on fresh canvases from the generator (new
-   * layout, latents and views; no generator update, no gradient), 0 — they reuse the iteration's batch. The generator's loss does not involve the student (λ_adv 0), so the generator
-   * need not step as often as the student: a fresh batch costs a generator forward (~0.05 s for 32
-   * canvases at 1 thread) where a generator step costs ~0.26 s (backward through the teacher).
+   * layout, latents and views; no generator update, no gradient), 0 — they reuse the iteration's
+   * batch. The generator's loss does not involve the student (λ_adv 0), so the generator need not
+   * step as often as the student: a fresh batch costs a generator forward (~0.05 s for 32 canvases at
+   * 1 thread) where a generator step costs ~0.26 s (backward through the teacher).
    */
   freshBatches: 1,
   /** Queries per canvas the confidence, balance and attention terms act on. */
@@ -226,6 +227,7 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
     this.studentLr = h.lrS;
     this.student = studentOptions(h);
     const [C, H] = ctx.inputShape;
+    if (h.freshBatches && h.lambdaAdv > 0) throw new RangeError('tgan: --lambda-adv > 0 needs --fresh-batches 0 (the adversarial generator must step against every batch the student sees)');
     if (h.lambdaBn > 0) teacherNorms(ctx.teacher);
     if (h.layout && !(h.minObjects >= 1 && h.maxObjects >= h.minObjects && h.minScale > 0 && h.maxScale >= h.minScale && h.maxScale <= 1)) {
       throw new RangeError(`tgan layout: need 1 ≤ minObjects ≤ maxObjects and 0 < minScale ≤ maxScale ≤ 1, got ${h.minObjects}-${h.maxObjects} objects, scale ${h.minScale}-${h.maxScale}`);
@@ -239,7 +241,6 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
     });
     this.gen = new GeneratorTrainer(g, h.latentDim, h.lrG, [0.5, 0.999], h.layout ? 16 * h.maxObjects : 16);
     if (h.layout) this.background = emptyBackground(ctx.teacher, ctx.inputShape, ctx.mean, ctx.std);
-    if (h.freshBatches && h.lambdaAdv > 0) throw new RangeError('tgan: --lambda-adv > 0 needs --fresh-batches 0 (the adversarial generator must step against every batch the student sees)');
     if (h.freshBatches) this.extraBatch = (c) => this.freshCanvases(c);
   }
 
@@ -263,28 +264,27 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
   /** With freshBatches: new canvases from the current generator (no gradient). */
   extraBatch?: (ctx: DetectDistillContext, k: number) => Tensor;
 
+  /**
+   * A batch of the generator's canvases for new latents (and, in layout mode, a newly sampled layout:
+   * its targets; null for whole canvases). The layout is drawn from libtorch's generator (re-seeded
+   * per iteration by the loop): resume is exact.
+   */
+  private sampleCanvases(ctx: DetectDistillContext): { x: Tensor; targets: DetectionTarget[] | null } {
+    const h = this.hparams;
+    if (!h.layout) return { x: this.gen.generator.forward(this.gen.latent(ctx.batchSize)), targets: null };
+    const targets = sampleTargets(ctx.batchSize, ctx.numClasses, randint(0, 2 ** 31 - 1, [1]).item(), h);
+    return { x: this.layoutCanvases(ctx, targets, this.gen.latent(ctx.batchSize * h.maxObjects), false), targets };
+  }
+
   /** No-gradient canvases for freshly sampled layouts and latents (object views as in training). */
   private freshCanvases(ctx: DetectDistillContext): Tensor {
-    const h = this.hparams;
-    if (!h.layout) return noGrad(() => this.gen.generator.forward(this.gen.latent(ctx.batchSize)));
-    return noGrad(() => {
-      const targets = sampleTargets(ctx.batchSize, ctx.numClasses, randint(0, 2 ** 31 - 1, [1]).item(), h);
-      return this.layoutCanvases(ctx, targets, this.gen.latent(ctx.batchSize * h.maxObjects), false);
-    });
+    return noGrad(() => this.sampleCanvases(ctx).x);
   }
 
   synthesize(ctx: DetectDistillContext): DetectSynthBatch {
     const h = this.hparams;
     const logs: Record<string, number> = {};
-    let x: Tensor;
-    let targets: DetectionTarget[] | null = null;
-    if (h.layout) {
-      // The layout is drawn from libtorch's generator (re-seeded per iteration by the loop): resume is exact.
-      targets = sampleTargets(ctx.batchSize, ctx.numClasses, randint(0, 2 ** 31 - 1, [1]).item(), h);
-      x = this.layoutCanvases(ctx, targets, this.gen.latent(ctx.batchSize * h.maxObjects), false);
-    } else {
-      x = this.gen.generator.forward(this.gen.latent(ctx.batchSize));
-    }
+    const { x, targets } = this.sampleCanvases(ctx);
     const { out: t, prior } = withBatchNormPrior(h.lambdaBn > 0 ? teacherNorms(ctx.teacher) : [], () => ctx.teacher.forward(x, { returnAttention: h.lambdaAttn > 0 }));
     let loss = x.sum().mul(0);
     if (prior) {
