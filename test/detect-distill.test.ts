@@ -22,6 +22,7 @@ import { createDetectMethod, sampleTargets, type DetectDistillContext, type Dete
 import { detectStudentStep, freezeDetector, runDetectDistillation, type DetectDistillConfig } from '../src/detect/distill/run.js';
 import { canSelectWeights, selectWeights } from '../src/distill/init.js';
 import { composeCanvases, emptyBackground } from '../src/detect/distill/layout.js';
+import { GeneratorProcess } from '../src/detect/distill/feed.js';
 
 T.setNumThreads(1);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-ddistill-'));
@@ -385,12 +386,52 @@ describe('runs', () => {
     resumeMatches('fresh', { freshBatches: 1, studentSteps: 3 }, 1, 3);
   });
 
+  test('tgan --generator-process: the student, checkpoint and sample grids of one process; its resume is exact too', () => {
+    makeTeacher();
+    const c = (n: number, gp: boolean): DetectDistillConfig => ({ ...cfg('tgan', n), hparams: { threshold: 0.05, freshBatches: 1, studentSteps: 3 }, ...(gp ? { generatorProcess: true } : {}) });
+    const one = path.join(tmp, 'gp-one');
+    const two = path.join(tmp, 'gp-two');
+    const part = path.join(tmp, 'gp-part');
+    runDetectDistillation(c(3, false), one);
+    const logs: string[] = [];
+    runDetectDistillation(c(3, true), two, { log: (l) => logs.push(l) });
+    assert.equal(weights(one).sub(weights(two)).abs().max().item(), 0);
+    // The generator state in the checkpoint (taken from the second process) and the grids drawn from it.
+    const ck = (dir: string): Record<string, T.Tensor> => T.loadTensors(path.join(dir, 'checkpoints', 'last.safetensors')).tensors;
+    const [a, b] = [ck(one), ck(two)];
+    const gen = Object.keys(a).filter((k) => k.startsWith('method.gen.'));
+    assert.ok(gen.length > 10 && gen.every((k) => b[k] !== undefined && a[k]!.sub(b[k]!).abs().max().item() === 0));
+    for (const f of ['iter-000002.png', 'iter-000003.png']) assert.ok(fs.readFileSync(path.join(one, 'samples', f)).equals(fs.readFileSync(path.join(two, 'samples', f))), f);
+    assert.ok(!fs.existsSync(path.join(two, 'feed')), 'the feed folder is removed');
+    assert.ok(logs.some((l) => /generator process: the training process waited \d+ s/.test(l)));
+    const rows = (dir: string): Record<string, number>[] => fs.readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    assert.equal(rows(two)[0]!['G/set'], rows(one)[0]!['G/set'], 'the synthesis logs come through');
+    // Resume: 1 iteration, then to 3, both with the generator process.
+    runDetectDistillation(c(1, true), part);
+    runDetectDistillation(c(3, true), part, { resume: true });
+    assert.equal(weights(one).sub(weights(part)).abs().max().item(), 0);
+  });
+
+  test('--generator-process is refused for a synthesis that reads the student; a failing or silent generator process is reported', () => {
+    makeTeacher();
+    assert.throws(() => runDetectDistillation({ ...cfg('tgan', 1), hparams: { threshold: 0.05, lambdaAdv: 0.5, freshBatches: 0 }, generatorProcess: true }, path.join(tmp, 'gp-adv')), /--generator-process: tgan's synthesis reads the student at --lambda-adv > 0/);
+    assert.throws(() => runDetectDistillation({ ...cfg('dfad', 1), generatorProcess: true }, path.join(tmp, 'gp-dfad')), /--generator-process: dfad's synthesis reads the student/);
+    const dir = path.join(tmp, 'gp-feed');
+    const broken = new GeneratorProcess({ dir, cfg: { ...cfg('tgan', 1), teacher: path.join(tmp, 'no-such-teacher') }, threads: 1, ahead: 1 }, path.join(tmp, 'none'));
+    assert.throws(() => broken.batch(0, 0), /the generator process failed: teacher not found: .*no-such-teacher/);
+    broken.close();
+    const silent = new GeneratorProcess({ dir, cfg: cfg('tgan', 1), threads: 1, ahead: 1 }, path.join(tmp, 'none'), { timeoutSeconds: 0.05 });
+    assert.throws(() => silent.batch(0, 0), /the generator process sent nothing in 0.05 s while the run waited for the canvases of iteration 0, step 0/);
+    silent.close();
+    assert.ok(!fs.existsSync(dir));
+  });
+
   test('CLI: dfkd distill --task detect, and bad input', () => {
     makeTeacher();
     const cli = path.resolve('dist/src/cli/main.js');
     const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'distill', ...args, '--threads', '1'], { encoding: 'utf8', env: { ...process.env, VIT_DFKD_THREADS: '1' } });
     const out = path.join(tmp, 'cli');
-    const ok = run('--task', 'detect', '--teacher', teacherDir, '--student', 'detr-student-64', '--method', 'tgan', '--iterations', '2', '--batch', '4', '--eval-every', '2', '--out', out, '--threshold', '0.05');
+    const ok = run('--task', 'detect', '--teacher', teacherDir, '--student', 'detr-student-64', '--method', 'tgan', '--iterations', '2', '--batch', '4', '--eval-every', '2', '--out', out, '--threshold', '0.05', '--generator-process');
     assert.equal(ok.status, 0, ok.stderr);
     assert.match(ok.stdout, /student test mAP@\[\.5:\.95\] \d\.\d{4}/);
     assert.ok(fs.existsSync(path.join(out, 'report.html')));
@@ -404,6 +445,9 @@ describe('runs', () => {
     const cls = run('--teacher', path.resolve('teachers/mnist-lenet5'), '--student', 'lenet5-half-28', '--method', 'dafl', '--threshold', '0.3', '--iterations', '1', '--out', path.join(tmp, 'bad3'));
     assert.equal(cls.status, 1);
     assert.match(cls.stderr, /--threshold is a detection hyper-parameter/);
+    const gp = run('--teacher', path.resolve('teachers/mnist-lenet5'), '--student', 'lenet5-half-28', '--method', 'dafl', '--generator-process', '--iterations', '1', '--out', path.join(tmp, 'bad4'));
+    assert.equal(gp.status, 1);
+    assert.match(gp.stderr, /--generator-process is for detection distillation/);
   });
 });
 

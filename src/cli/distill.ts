@@ -45,6 +45,8 @@ export interface DistillCliOptions {
   out?: string;
   resume: boolean;
   report: boolean;
+  /** Detection: the synthesis in a second process (detect/distill/feed.ts). */
+  generatorProcess?: boolean;
   [hparam: string]: unknown;
 }
 

@@ -155,6 +155,7 @@ const distill = program
   .addOption(new Option('--clip-norm <x>', 'student gradient clipping (0 = off)').argParser(nonNegativeNumber).default(5))
   .option('--out <dir>', 'run folder (default runs/distill-<method>-<time>)')
   .option('--resume', 'continue the run in --out from its last checkpoint', false)
+  .option('--generator-process', "detection with tgan at --lambda-adv 0: run the generator in a second process, on another core, while the student trains (same result as without; run both at --threads 1 on 2 cores)", false)
   .option('--no-report', 'skip report.html')
   .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
   .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'))
@@ -174,6 +175,7 @@ for (const [name, f] of detectFlags) {
 distill.action(async (o: DistillCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   await engine(o.threads, o.device);
   const { isDetectorCheckpoint } = await import('../detect/run.js');
+  if (o.generatorProcess && o.device !== 'cpu') throw new Error('--generator-process runs on the CPU only (its second process would not share the GPU run\'s device)');
   if ((o.task ?? (isDetectorCheckpoint(o.teacher) ? 'detect' : 'classify')) === 'detect') {
     const { runDetectDistillCommand } = await import('./detect-distill.js');
     if (cmd.getOptionValueSource('batch') === 'default') o.batch = 32;
@@ -182,6 +184,7 @@ distill.action(async (o: DistillCliOptions & { threads?: number; device: string;
   }
   const detectOnly = [...detectFlags.keys()].filter((k) => !classifyFlags.has(k) && o[k] !== undefined);
   if (detectOnly.length > 0) throw new Error(`--${kebab(detectOnly[0]!)} is a detection hyper-parameter; the teacher ${o.teacher} is a classifier (use a detector teacher or --task detect)`);
+  if (o.generatorProcess) throw new Error(`--generator-process is for detection distillation; the teacher ${o.teacher} is a classifier`);
   const { runDistillCommand } = await import('./distill.js');
   runDistillCommand(o);
 });

@@ -75,6 +75,11 @@ export interface DriverHooks<B extends { logs: Record<string, number> }> {
   evaluate: () => Record<string, number>;
   /** Sample grids every `sampleEvery` iterations and at the end. */
   samples?: (iteration: number) => void;
+  /**
+   * Brings the method's state to "after `iteration` iterations" before it is saved or drawn from
+   * (the detection --generator-process, whose generator runs in another process); absent: it is.
+   */
+  syncMethod?: (iteration: number) => void;
   resume?: boolean;
   log?: (line: string) => void;
   onIteration?: (it: number, total: number, logs: Record<string, number>, seconds: number) => void;
@@ -192,10 +197,19 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
       appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
       h.onEval?.(row);
     }
-    if ((state.iteration % cfg.sampleEvery === 0 || done) && h.samples) h.samples(state.iteration);
-    if (state.iteration % cfg.checkpointEvery === 0 || done) saveLast();
+    if ((state.iteration % cfg.sampleEvery === 0 || done) && h.samples) {
+      h.syncMethod?.(state.iteration);
+      h.samples(state.iteration);
+    }
+    if (state.iteration % cfg.checkpointEvery === 0 || done) {
+      h.syncMethod?.(state.iteration);
+      saveLast();
+    }
   }
-  if (state.iteration === 0) saveLast();
+  if (state.iteration === 0) {
+    h.syncMethod?.(0);
+    saveLast();
+  }
   opt.disposeState();
   return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
 }

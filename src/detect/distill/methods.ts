@@ -65,6 +65,8 @@ export interface DetectDistillMethod {
    * update, no gradient); absent: every student step of an iteration reuses the synthesised batch.
    */
   extraBatch?(ctx: DetectDistillContext, k: number): Tensor;
+  /** True when synthesize and extraBatch never read the student: they may run in another process (--generator-process, feed.ts). */
+  readonly studentFreeSynthesis?: boolean;
   dispose(): void;
 }
 
@@ -216,6 +218,7 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
   readonly studentLr: number;
   readonly student: StudentDistillOptions;
   readonly hparams: typeof DETECT_TGAN_DEFAULTS;
+  readonly studentFreeSynthesis: boolean;
   protected readonly gen: GeneratorTrainer<TransformerGenerator>;
   /** Layout mode: the teacher's emptiest constant canvas (layout.ts). */
   readonly background: EmptyBackground | null = null;
@@ -226,6 +229,7 @@ export class DetectTgan extends GeneratorMethod<TransformerGenerator> implements
     this.studentStepsPerIteration = h.studentSteps;
     this.studentLr = h.lrS;
     this.student = studentOptions(h);
+    this.studentFreeSynthesis = h.lambdaAdv === 0;
     const [C, H] = ctx.inputShape;
     if (h.freshBatches && h.lambdaAdv > 0) throw new RangeError('tgan: --lambda-adv > 0 needs --fresh-batches 0 (the adversarial generator must step against every batch the student sees)');
     if (h.lambdaBn > 0) teacherNorms(ctx.teacher);

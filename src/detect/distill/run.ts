@@ -6,7 +6,8 @@
 // re-seeded from (seed, iteration) at every iteration); a NaN loss stops with the last checkpoint intact.
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { inferenceMode, manualSeed, noGrad, tidy, type Tensor } from '../../tensor/tensor.js';
+import { dispose, getNumThreads, inferenceMode, manualSeed, noGrad, tidy, type Tensor } from '../../tensor/tensor.js';
+import { GeneratorProcess } from './feed.js';
 import { Adam } from '../../nn/optim.js';
 import { clipGradNorm } from '../../nn/clip.js';
 import { denormalize } from '../../data/augment.js';
@@ -69,9 +70,25 @@ export function detectDistillLoop(
   cfg: LoopConfig,
   out: string,
   val: DetectionDataset,
-  opts: { resume?: boolean } & DetectLoopHooks = {},
+  opts: { resume?: boolean; generatorProcess?: DetectDistillConfig } & DetectLoopHooks = {},
 ): DriverResult {
   freezeDetector(ctx.teacher);
+  // --generator-process: the canvases (and the synthesis logs) come from a second process running
+  // this same method; this process's copy of the method only takes the producer's state for
+  // checkpoints and sample grids.
+  const feed = opts.generatorProcess
+    ? new GeneratorProcess({ dir: join(out, 'feed'), cfg: opts.generatorProcess, threads: getNumThreads(), ahead: 4 }, join(out, 'checkpoints', 'last'))
+    : null;
+  let synced = -1;
+  const syncMethod = (n: number): void => {
+    if (!feed || synced === n) return;
+    const s = feed.methodState(n);
+    if (s) {
+      method.loadStateDict(s);
+      dispose(s.tensors);
+    }
+    synced = n;
+  };
   ctx.student.train();
   const baseLr = cfg.studentLr ?? method.studentLr;
   // The dense token head and the feature adapter are training-only: their weights live in
@@ -87,9 +104,14 @@ export function detectDistillLoop(
       log: opts.log,
       onIteration: opts.onIteration,
       onEval: opts.onEval,
-      synthesize: (it) => method.synthesize(ctx, it),
+      synthesize: (it) => (feed ? { ...feed.batch(it, 0), it } : { ...method.synthesize(ctx, it), it }),
       studentSteps: method.studentStepsPerIteration,
-      studentStep: (batch, k) => tidy(() => detectStudentStep(ctx, method, opt, k > 0 && method.extraBatch ? method.extraBatch(ctx, k) : batch.x, cfg.clipNorm, extra)),
+      studentStep: (batch, k) =>
+        tidy(() => {
+          const x = k > 0 && method.extraBatch ? (feed ? feed.batch(batch.it, k).x : method.extraBatch(ctx, k)) : batch.x;
+          return detectStudentStep(ctx, method, opt, x, cfg.clipNorm, extra);
+        }),
+      syncMethod,
       evaluate: () => {
         const r = evaluateDetector(ctx.student, val);
         return { val_map: r.map, val_ap50: r.ap50 };
@@ -97,6 +119,10 @@ export function detectDistillLoop(
       samples: (iteration) => writeDetectionSamples(ctx, method, out, iteration),
     });
   } finally {
+    if (feed) {
+      if (feed.started) opts.log?.(`generator process: the training process waited ${feed.waitedSeconds.toFixed(0)} s for canvases`);
+      feed.close();
+    }
     for (const m of Object.values(extra) as Module[]) m.dispose();
   }
 }
@@ -129,6 +155,8 @@ export interface DetectDistillConfig {
    * larger same-named teacher parameter, as for the two DETR presets).
    */
   studentInit?: 'auto' | 'select' | 'random';
+  /** Run the synthesis in a second process (feed.ts); needs a method whose synthesis does not read the student. */
+  generatorProcess?: boolean;
 }
 
 export interface DetectDistillResult {
@@ -161,7 +189,12 @@ export function checkDetectRunInputs(cfg: Pick<DetectDistillConfig, 'method' | '
   if (!isDetectorPreset(cfg.student)) throw new Error(`unknown detector preset '${cfg.student}'; available: ${Object.keys(DETR_PRESETS).join(', ')}`);
 }
 
-export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opts: { resume?: boolean } & DetectLoopHooks = {}): DetectDistillResult {
+/**
+ * Teacher, student (weight selection per cfg.studentInit), context and method, built in one fixed
+ * order from the run's seed — shared by the run and its generator process (feed.ts), whose canvases
+ * must be the ones this process would have made.
+ */
+export function prepareDetectRun(cfg: DetectDistillConfig, log?: (line: string) => void): { card: DetectorCard; ctx: DetectDistillContext; method: DetectDistillMethod; overrides: { numClasses: number; inChannels: number; imageSize: number } } {
   checkDetectRunInputs(cfg);
   const spec = DETECT_METHODS[cfg.method]!;
   const { model: teacher, card } = loadDetector(cfg.teacher);
@@ -172,16 +205,27 @@ export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opt
   if (init === 'select' || (init === 'auto' && canSelectWeights(teacher, student))) {
     const r = selectWeights(teacher, student);
     if (Object.keys(r.selected).length === 0) throw new Error(`--student-init select: no parameter of ${cfg.student} matches the teacher's (${cfg.teacher})`);
-    opts.log?.(`student init: ${Object.keys(r.selected).length} tensors selected from the teacher, ${Object.keys(r.kept).length} kept random`);
+    log?.(`student init: ${Object.keys(r.selected).length} tensors selected from the teacher, ${Object.keys(r.kept).length} kept random`);
   }
-  const val = loadDetectionDataset(card.dataset, 'val');
   const ctx: DetectDistillContext = {
     teacher, student, inputShape: teacher.inputShape, numClasses: card.numClasses, mean: card.mean, std: card.std, batchSize: cfg.loop.batchSize,
     realTrain: spec.dataFree ? undefined : loadDetectionDataset(card.dataset, 'train'),
   };
   const method = createDetectMethod(cfg.method, ctx, cfg.hparams);
+  if (cfg.generatorProcess && !method.studentFreeSynthesis) {
+    method.dispose();
+    throw new Error(`--generator-process: ${cfg.method}'s synthesis ${cfg.method === 'tgan' ? 'reads the student at --lambda-adv > 0' : 'reads the student or the real data'}; it needs a synthesis that does not (tgan at --lambda-adv 0)`);
+  }
+  freezeDetector(teacher);
+  return { card, ctx, method, overrides };
+}
+
+export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opts: { resume?: boolean } & DetectLoopHooks = {}): DetectDistillResult {
+  const { card, ctx, method, overrides } = prepareDetectRun(cfg, opts.log);
+  const { teacher, student } = ctx;
+  const val = loadDetectionDataset(card.dataset, 'val');
   writeJsonAtomic(join(out, 'config.json'), { ...cfg, method_hparams: method.hparams, dataset: card.dataset });
-  const loop = detectDistillLoop(ctx, method, cfg.loop, out, val, opts);
+  const loop = detectDistillLoop(ctx, method, cfg.loop, out, val, { ...opts, generatorProcess: cfg.generatorProcess ? cfg : undefined });
   method.dispose();
   student.eval();
   const test = loadDetectionDataset(card.dataset, 'test');
@@ -194,7 +238,7 @@ export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opt
     seconds: loop.seconds, iterations: loop.iterations, iterations_per_second: loop.iterations / Math.max(1e-9, loop.seconds), stopped_by: loop.stoppedBy,
     student_params: student.numParameters(), teacher_params: teacher.numParameters(),
     student_flops: describeDetector(cfg.student, overrides).flops, teacher_flops: describeDetector(card.preset, card.overrides).flops,
-    data_free: spec.dataFree,
+    data_free: DETECT_METHODS[cfg.method]!.dataFree,
   };
   writeJsonAtomic(join(out, 'result.json'), result);
   const studentCard: DetectorCard = {
