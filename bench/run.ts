@@ -5,6 +5,7 @@ import { benchDistill, benchAblation, ABLATIONS } from './distill.js';
 import { benchInfer } from './infer.js';
 import { benchTeacher } from './teacher.js';
 import { benchDetect } from './detect.js';
+import { benchFeed } from './feed.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -22,6 +23,11 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
       methods: flag('methods', 'tgan,dfad,deepinv,kd').split(','), minutes: Number(flag('minutes', '60')),
       scratchEpochs: Number(flag('scratch-epochs', '10')), batch: Number(flag('batch', '32')), seed: Number(flag('seed', '0')), tiny,
       jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined,
+    }),
+  feed: (tiny) =>
+    benchFeed({
+      teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),
+      ...(tiny ? { iterations: 3, rounds: 1, batch: 4, tiny } : { iterations: Number(flag('iterations', '40')), rounds: Number(flag('rounds', '2')), batch: Number(flag('batch', '32')) }),
     }),
   // Students default to randomly initialised presets (latency, size); give trained ones for accuracy.
   infer: (tiny) =>

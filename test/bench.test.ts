@@ -102,3 +102,14 @@ describe('bench detect --jobs 2 (tiny)', () => {
     assert.deepEqual(rows.map((x) => x.model), ['teacher', 'scratch', 'dfad']);
   });
 });
+
+describe('bench feed (tiny)', () => {
+  test('one process and --generator-process rows, the same student from both', { timeout: 120_000 }, () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/bench/run.js'), 'feed', '--tiny'], { cwd: ROOT, encoding: 'utf8', timeout: 110_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const res = JSON.parse(readFileSync(join(ROOT, 'bench/results/feed-tiny.json'), 'utf8')) as { results: { mode: string; s_per_iteration: number }[]; summary: { student_max_abs_diff: number; speedup: number } };
+    assert.deepEqual(res.results.map((x) => x.mode), ['one process', '--generator-process']);
+    assert.ok(res.results.every((x) => x.s_per_iteration > 0) && res.summary.speedup > 0);
+    assert.equal(res.summary.student_max_abs_diff, 0);
+  });
+});
