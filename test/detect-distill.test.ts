@@ -238,7 +238,8 @@ describe('methods end to end (random tiny teacher, θ = 0 so every query is a ps
     const { model: teacher } = loadDetector(path.resolve('teachers/detr-canvas-mnist'));
     freezeDetector(teacher);
     const ctx: DetectDistillContext = { teacher, student: createDetector('detr-student-64', { numClasses: 10, inChannels: 1, imageSize: 64 }), inputShape: [1, 64, 64], numClasses: 10, mean: [0.5], std: [0.5], batchSize: 4 };
-    const m = createDetectMethod('tgan', ctx, { lambdaAdv: 0, lambdaAttn: 0, lambdaTv: 0, lrG: 3e-3 }) as DetectTgan;
+    // Label std 0.02 (the default until session 7): at 1 the set loss falls more slowly at first (4.92 → 4.73 in 8 steps).
+    const m = createDetectMethod('tgan', ctx, { lambdaAdv: 0, lambdaAttn: 0, lambdaTv: 0, lrG: 3e-3, labelStd: 0.02 }) as DetectTgan;
     assert.equal(m.background!.level, 0, 'the canvases are black: so is the teacher’s emptiest constant canvas');
     assert.ok(m.background!.objectness < 0.01);
     const set: number[] = [];
