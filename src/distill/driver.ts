@@ -127,6 +127,7 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   const lastGood = (): string =>
     checkpointed ? `the last good checkpoint is ${checkpointPaths(last).weights}` : `no checkpoint was written yet (one every ${cfg.checkpointEvery} iterations)`;
   const saveLast = (): void => {
+    h.syncMethod?.(state.iteration);
     const sd = opt.stateDict();
     const ms = method.stateDict();
     const extra: Record<string, Tensor> = {};
@@ -201,15 +202,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
       h.syncMethod?.(state.iteration);
       h.samples(state.iteration);
     }
-    if (state.iteration % cfg.checkpointEvery === 0 || done) {
-      h.syncMethod?.(state.iteration);
-      saveLast();
-    }
+    if (state.iteration % cfg.checkpointEvery === 0 || done) saveLast();
   }
-  if (state.iteration === 0) {
-    h.syncMethod?.(0);
-    saveLast();
-  }
+  if (state.iteration === 0) saveLast();
   opt.disposeState();
   return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
 }

@@ -55,14 +55,14 @@ export interface ProducerArgs {
 }
 
 /** Batches produced per iteration: one per student step when the method makes fresh canvases, else one. */
-export const batchesPerIteration = (method: Pick<DetectDistillMethod, 'studentStepsPerIteration' | 'extraBatch'>): number =>
+const batchesPerIteration = (method: Pick<DetectDistillMethod, 'studentStepsPerIteration' | 'extraBatch'>): number =>
   method.extraBatch ? method.studentStepsPerIteration : 1;
 
 function methodStateFile(path: string, s: MethodState): void {
   saveTensors(path, s.tensors, { meta: JSON.stringify(s.meta) });
 }
 
-export function readMethodState(path: string): MethodState {
+function readMethodState(path: string): MethodState {
   const { tensors, metadata } = loadTensors(path);
   return { tensors, meta: JSON.parse(metadata.meta ?? '{}') as Record<string, unknown> };
 }
