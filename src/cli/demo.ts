@@ -32,6 +32,8 @@ export function runDemo(o: DemoOptions): void {
     clipNorm: 5,
     out: o.out,
     resume: false,
+    // A re-run of the demo keeps the previous one: moved aside to <out>.old-<time>, never overwritten.
+    force: true,
     report: true,
   });
 }

@@ -1,6 +1,6 @@
 // dfkd distill --task detect: data-free distillation of a DETR teacher into a DETR student.
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { prepareRunFolder } from './run-folder.js';
 import { DETECT_METHODS } from '../detect/distill/methods.js';
 import { checkDetectRunInputs, runDetectDistillation, type DetectDistillConfig, type DetectDistillResult } from '../detect/distill/run.js';
 import { writeRunReport } from '../report/html.js';
@@ -42,7 +42,7 @@ export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResu
   }
   checkDetectRunInputs(o);
   const out = o.out ?? join('runs', `distill-detect-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  mkdirSync(out, { recursive: true });
+  prepareRunFolder(out, o, say);
   const loop = loopConfigOf(o);
   const cfg: DetectDistillConfig = { task: 'detect', teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit as DetectDistillConfig['studentInit'], ...(o.generatorProcess ? { generatorProcess: true } : {}) };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;

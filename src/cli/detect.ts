@@ -55,7 +55,7 @@ export async function runDetectTrainCommand(o: TrainCliOptions, defaults: Readon
   const r = evaluateDetector(model, test);
   const card = detectorCard(cfg, model, train, {
     val_map: result.bestValMap, test_map: r.map, test_ap50: r.ap50, epoch: result.bestEpoch, train: cfg,
-    command: `dfkd ${process.argv.slice(2).filter((a) => a !== '--resume').join(' ')}`, seconds: result.seconds, epochs: result.epochs,
+    command: `dfkd ${process.argv.slice(2).filter((a) => a !== '--resume' && a !== '--force').join(' ')}`, seconds: result.seconds, epochs: result.epochs,
   });
   publishDetector(o.out, model, card);
   savePredictionsPng(join(o.out, 'predictions.png'), model, test);

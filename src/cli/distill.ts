@@ -1,6 +1,8 @@
 // dfkd distill: run a data-free method (or a reference) with progress, sample grids and a report.
-import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeJsonAtomic } from '../util/fs.js';
+import { prepareRunFolder } from './run-folder.js';
 import { checkRunInputs, runDistillation, type DistillResult, type DistillRunConfig } from '../distill/run.js';
 import { METHODS } from '../distill/methods/index.js';
 import type { LoopConfig } from '../distill/loop.js';
@@ -44,6 +46,11 @@ export interface DistillCliOptions {
   clipNorm: number;
   out?: string;
   resume: boolean;
+  /** Move an existing run in --out aside (renamed) and start a new one there. */
+  force?: boolean;
+  /** With --resume: extend a minutes budget by this many minutes / an iterations budget by this many iterations. */
+  extendMinutes?: number;
+  extendIterations?: number;
   report: boolean;
   /** Detection: the synthesis in a second process (detect/distill/feed.ts). */
   generatorProcess?: boolean;
@@ -66,6 +73,103 @@ export function loopConfigOf(o: Pick<DistillCliOptions, 'iterations' | 'minutes'
   };
 }
 
+/** What a run folder's config.json holds of the settings (classification and detection alike). */
+interface SavedRunConfig {
+  task?: string;
+  teacher: string;
+  student: string;
+  method: string;
+  studentInit?: string;
+  hparams: Record<string, number | boolean>;
+  method_hparams?: Record<string, number | string | boolean>;
+  loop: Omit<LoopConfig, 'minutes'> & { minutes: number | null };
+  generatorProcess?: boolean;
+}
+
+/**
+ * --resume: the run's own settings (config.json) for every flag the user did not give, and a refusal
+ * listing every given flag that would change the result (teacher, student, method, batch, seed,
+ * learning rate, schedule, clipping, initial weights, budget, hyper-parameters) and differs from the
+ * run's. The budget grows only on purpose: --extend-minutes / --extend-iterations, recorded in
+ * config.json. `explicit`: the option names given on the command line (all of o's when absent).
+ */
+export function resumeOptions(o: DistillCliOptions, explicit?: Set<string>): DistillCliOptions & { task?: string } {
+  if (!o.out) throw new Error('--resume needs --out <dir>: the run folder to continue');
+  prepareRunFolder(o.out, { resume: true, force: o.force });
+  const file = join(o.out, 'config.json');
+  if (!existsSync(file)) throw new Error(`--resume: ${file} not found (is ${o.out} a run folder made by dfkd distill?)`);
+  let saved: SavedRunConfig;
+  try {
+    saved = JSON.parse(readFileSync(file, 'utf8')) as SavedRunConfig;
+  } catch (e) {
+    throw new Error(`--resume: ${file} is not valid JSON: ${(e as Error).message}`);
+  }
+  const given = (k: string): boolean => (explicit ? explicit.has(k) : o[k] !== undefined);
+  const savedMinutes = saved.loop.minutes ?? Number.POSITIVE_INFINITY;
+  const savedIterations = saved.loop.iterations;
+  const settings: [flag: string, key: string, savedValue: unknown, same?: (a: unknown, b: unknown) => boolean][] = [
+    ['teacher', 'teacher', saved.teacher, (a, b) => resolve(String(a)) === resolve(String(b))],
+    ['student', 'student', saved.student],
+    ['method', 'method', saved.method],
+    ['student-init', 'studentInit', saved.studentInit ?? 'auto'],
+    ['batch', 'batch', saved.loop.batchSize],
+    ['seed', 'seed', saved.loop.seed],
+    ['student-lr', 'studentLr', saved.loop.studentLr],
+    ['cosine', 'cosine', saved.loop.cosine],
+    ['clip-norm', 'clipNorm', saved.loop.clipNorm],
+    ['iterations', 'iterations', savedIterations === Number.MAX_SAFE_INTEGER ? undefined : savedIterations],
+    ['minutes', 'minutes', Number.isFinite(savedMinutes) ? savedMinutes : undefined],
+  ];
+  const r: DistillCliOptions & { task?: string } = { ...o, task: saved.task };
+  const mismatches: string[] = [];
+  for (const [flag, key, value, same] of settings) {
+    if (given(key) && o[key] !== undefined) {
+      if (!(same ? same(o[key], value) : JSON.stringify(o[key]) === JSON.stringify(value))) {
+        mismatches.push(`--${flag}: the run has ${value === undefined ? '(not set)' : JSON.stringify(value)}, given ${JSON.stringify(o[key])}`);
+      }
+    } else {
+      r[key] = value;
+    }
+  }
+  // Cadence flags change no weights: given ones apply, the others are the run's.
+  for (const [key, value] of [['evalEvery', saved.loop.evalEvery], ['sampleEvery', saved.loop.sampleEvery], ['checkpointEvery', saved.loop.checkpointEvery]] as const) {
+    if (!given(key)) r[key] = value;
+  }
+  if (saved.generatorProcess && !given('generatorProcess')) r.generatorProcess = true;
+  // Hyper-parameters: a given one must equal the value the run used; the others are the run's overrides.
+  const settingKeys = new Set(settings.map(([, key]) => key));
+  for (const [k, v] of Object.entries(o)) {
+    if (v === undefined || settingKeys.has(k) || !Object.prototype.hasOwnProperty.call(saved.method_hparams ?? {}, k) || !given(k)) continue;
+    const want = saved.method_hparams![k];
+    const have = typeof want === 'boolean' ? v === true || v === 'true' : Number(v);
+    if (have !== want) mismatches.push(`--${kebab(k)}: the run has ${JSON.stringify(want)}, given ${JSON.stringify(v)}`);
+  }
+  for (const [k, v] of Object.entries(saved.hparams ?? {})) if (!given(k)) r[k] = v;
+  if (mismatches.length > 0) {
+    const budget = mismatches.some((m) => m.startsWith('--iterations') || m.startsWith('--minutes'))
+      ? ' To give a run more budget on purpose, resume it with --extend-minutes M or --extend-iterations N.'
+      : '';
+    throw new Error(`--resume: ${o.out} was started with other settings, which would change the result:\n  ${mismatches.join('\n  ')}\nResume with the run's own settings (leave those flags out), or start a new run in another --out.${budget}`);
+  }
+  if (o.extendMinutes !== undefined || o.extendIterations !== undefined) {
+    if (o.extendMinutes !== undefined && o.extendIterations !== undefined) throw new Error('give one of --extend-minutes and --extend-iterations');
+    const byMinutes = o.extendMinutes !== undefined;
+    if (byMinutes && !Number.isFinite(savedMinutes)) throw new Error(`--extend-minutes: ${o.out} has an iterations budget (${savedIterations}); use --extend-iterations`);
+    if (!byMinutes && savedIterations === Number.MAX_SAFE_INTEGER) throw new Error(`--extend-iterations: ${o.out} has a time budget (${savedMinutes} min); use --extend-minutes`);
+    if (byMinutes) r.minutes = savedMinutes + o.extendMinutes!;
+    else r.iterations = savedIterations + o.extendIterations!;
+    // Recorded, so a later --resume compares against the extended budget.
+    writeJsonAtomic(file, { ...saved, loop: { ...saved.loop, ...(byMinutes ? { minutes: r.minutes } : { iterations: r.iterations }) } });
+  }
+  return r;
+}
+
+/** One budget per run: --iterations or --minutes (the extension flags only with --resume). */
+export function checkBudgetFlags(o: Pick<DistillCliOptions, 'iterations' | 'minutes' | 'resume' | 'extendMinutes' | 'extendIterations'>): void {
+  if (o.iterations !== undefined && o.minutes !== undefined) throw new Error('give one budget: --iterations or --minutes, not both');
+  if (!o.resume && (o.extendMinutes !== undefined || o.extendIterations !== undefined)) throw new Error('--extend-minutes / --extend-iterations extend a run being resumed: add --resume');
+}
+
 export function runDistillCommand(o: DistillCliOptions): DistillResult {
   const spec = METHODS[o.method];
   if (!spec) throw new Error(`unknown method '${o.method}'; available: ${Object.keys(METHODS).join(', ')}`);
@@ -78,7 +182,7 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
   }
   checkRunInputs(o);
   const out = o.out ?? join('runs', `distill-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  mkdirSync(out, { recursive: true });
+  prepareRunFolder(out, o, say);
   const loop = loopConfigOf(o);
   const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;

@@ -55,7 +55,13 @@ export interface TrainCliOptions {
   threads?: number;
   device: string;
   resume: boolean;
+  force: boolean;
   stopAfterEpochs?: number;
+}
+
+/** The options given on the command line (or through the environment), as opposed to defaults. */
+function explicitOptions(cmd: Command): Set<string> {
+  return new Set(cmd.options.map((opt) => opt.attributeName()).filter((k) => ['cli', 'env'].includes(cmd.getOptionValueSource(k) ?? '')));
 }
 
 program
@@ -100,9 +106,12 @@ program
   .addOption(new Option('--seed <n>', 'random seed').argParser(nonNegativeInt).default(0))
   .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
   .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'))
-  .option('--resume', 'continue the run in --out from its last checkpoint', false)
+  .option('--resume', 'continue the run in --out from its last checkpoint (same settings as it was started with)', false)
+  .option('--force', 'if --out already holds a run, move it aside (to <out>.old-<time>) and start a new one', false)
   .addOption(new Option('--stop-after-epochs <n>', 'stop after this many epochs of this invocation (resume later)').argParser(positiveInt))
   .action(async (o: TrainCliOptions, cmd: Command) => {
+    const { prepareRunFolder } = await import('./run-folder.js');
+    prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
     await engine(o.threads, o.device);
     const { isDetectionSpec } = await import('../data/detection.js');
     if (isDetectionSpec(o.dataset)) {
@@ -139,8 +148,8 @@ program
 const distill = program
   .command('distill')
   .description('distil a teacher into a student without training data (or run a reference: kd, noise, scratch)')
-  .requiredOption('--teacher <path>', 'teacher: a run folder made by dfkd train, or a checkpoint')
-  .requiredOption('--student <preset>', 'student model preset')
+  .option('--teacher <path>', 'teacher: a run folder made by dfkd train, or a checkpoint (required, except with --resume)')
+  .option('--student <preset>', 'student model preset (required, except with --resume)')
   .addOption(new Option('--method <name>', 'method').choices(Object.keys(METHODS)).default('tgan'))
   .addOption(new Option('--iterations <n>', 'iteration budget').argParser(positiveInt))
   .addOption(new Option('--minutes <m>', 'time budget in minutes (default 10 when no --iterations)').argParser(positiveNumber))
@@ -154,7 +163,10 @@ const distill = program
   .option('--no-cosine', 'keep the student learning rate constant (default: cosine decay over the budget)')
   .addOption(new Option('--clip-norm <x>', 'student gradient clipping (0 = off)').argParser(nonNegativeNumber).default(5))
   .option('--out <dir>', 'run folder (default runs/distill-<method>-<time>)')
-  .option('--resume', 'continue the run in --out from its last checkpoint', false)
+  .option('--resume', "continue the run in --out from its last checkpoint, with the run's own settings (flags left out are the run's; a given flag that differs is refused)", false)
+  .option('--force', 'if --out already holds a run, move it aside (to <out>.old-<time>) and start a new one', false)
+  .addOption(new Option('--extend-minutes <m>', 'with --resume: give a time-budget run this many more minutes').argParser(positiveNumber))
+  .addOption(new Option('--extend-iterations <n>', 'with --resume: give an iteration-budget run this many more iterations').argParser(positiveInt))
   .option('--generator-process', "detection with tgan at --lambda-adv 0: run the generator in a second process, on another core, while the student trains (same result as without; run both at --threads 1 on 2 cores)", false)
   .option('--no-report', 'skip report.html')
   .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
@@ -172,13 +184,23 @@ for (const [name, f] of detectFlags) {
   if (classifyFlags.has(name)) continue;
   distill.addOption(new Option(`--${kebab(name)} <value>`, `detection hyper-parameter (default: ${defaultsOf(f)})`));
 }
-distill.action(async (o: DistillCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
+distill.action(async (given: DistillCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
+  const { checkBudgetFlags, resumeOptions } = await import('./distill.js');
+  checkBudgetFlags(given);
+  if (given.force && given.resume) throw new Error('--force starts a new run and --resume continues one: give one of them');
+  // --resume: the run's own settings for every flag not given, a refusal for a given one that differs.
+  let o = given;
+  if (given.resume) {
+    const r = resumeOptions(given, explicitOptions(cmd));
+    o = { ...given, ...r, task: given.task ?? (r.task === 'detect' ? 'detect' : undefined) };
+  }
+  for (const flag of ['teacher', 'student'] as const) if (!o[flag]) throw new Error(`required option '--${flag} <${flag === 'teacher' ? 'path' : 'preset'}>' not specified`);
   await engine(o.threads, o.device);
   const { isDetectorCheckpoint } = await import('../detect/run.js');
   if (o.generatorProcess && o.device !== 'cpu') throw new Error('--generator-process runs on the CPU only (its second process would not share the GPU run\'s device)');
   if ((o.task ?? (isDetectorCheckpoint(o.teacher) ? 'detect' : 'classify')) === 'detect') {
     const { runDetectDistillCommand } = await import('./detect-distill.js');
-    if (cmd.getOptionValueSource('batch') === 'default') o.batch = 32;
+    if (!o.resume && cmd.getOptionValueSource('batch') === 'default') o.batch = 32;
     runDetectDistillCommand(o);
     return;
   }

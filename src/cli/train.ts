@@ -74,7 +74,7 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
     test_acc: testAcc,
     params: model.numParameters(),
     train: cfg,
-    command: `dfkd ${process.argv.slice(2).filter((a) => a !== '--resume').join(' ')}`,
+    command: `dfkd ${process.argv.slice(2).filter((a) => a !== '--resume' && a !== '--force').join(' ')}`,
     seconds: result.seconds,
     epochs: result.epochs,
   };

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { dispose, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint } from '../export/checkpoint.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, removeStaleTemps, resolveCheckpoint, saveCheckpoint } from '../export/checkpoint.js';
 import { writeFileAtomic } from '../util/fs.js';
 
 export interface LoopConfig {
@@ -103,8 +103,13 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   let state: LoopState = { iteration: 0, seconds: 0 };
   const metricsFile = join(out, 'metrics.jsonl');
 
-  const resuming = Boolean(h.resume && existsSync(checkpointPaths(last).config));
+  const resuming = Boolean(h.resume);
   if (resuming) {
+    // What an interrupted write left behind goes first; a damaged checkpoint falls back to the previous one.
+    for (const p of removeStaleTemps(out)) log(`removed ${p} (left by an interrupted write)`);
+    if (resolveCheckpoint(last, log) === 'none') {
+      throw new Error(`--resume: ${out} has no checkpoint to resume from (${checkpointPaths(last).weights} not found); start the run without --resume`);
+    }
     const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(last);
     const extra = loadCheckpointInto(last, model, prefixes);
     const byPrefix = (p: string): Record<string, Tensor> =>

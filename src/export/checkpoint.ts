@@ -1,10 +1,21 @@
 // Tensors <-> safetensors files, and module checkpoints: `<name>.safetensors` (weights) with a
 // `<name>.json` config beside it. Writes are atomic; loading checks keys and shapes strictly.
-import { existsSync, readFileSync } from 'node:fs';
+//
+// A checkpoint is ONE atomic unit: its config travels inside the weights file's safetensors
+// metadata (`config`), with a SHA-256 of every tensor (`sha256`), so one rename publishes weights
+// and config together. (It used to be two files renamed one after the other: a kill between the
+// renames left the weights of one iteration with the config of another, and --resume continued
+// from the wrong iteration — found by fault injection, issue 19.) The `.json` beside it is a
+// human-readable mirror; readers use the embedded copy. Before a new checkpoint replaces the old,
+// the old is kept as `<name>.prev.safetensors` (a hard link: no copy), so a damaged checkpoint
+// falls back to the previous good one (resolveCheckpoint).
+import { createHash } from 'node:crypto';
+import { copyFileSync, existsSync, linkSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { tensor, type DType, type Tensor, type TypedArray } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
-import { readSafetensorsFile, writeSafetensorsFile, SafetensorsError, type RawTensor, type SafeDType } from './safetensors.js';
-import { writeJsonAtomic } from '../util/fs.js';
+import { readSafetensorsFile, readSafetensorsHeader, writeSafetensorsFile, SafetensorsError, type RawTensor, type SafeDType } from './safetensors.js';
+import { atomicTempName, faultPoint, writeJsonAtomic } from '../util/fs.js';
 
 const TO_SAFE: Partial<Record<DType, SafeDType>> = {
   float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
@@ -44,6 +55,25 @@ export function saveTensors(path: string, tensors: Record<string, Tensor>, metad
   writeSafetensorsFile(path, raw, metadata);
 }
 
+/** SHA-256 over every tensor's name, dtype, shape and bytes, in name order: a checkpoint's checksum. */
+export function tensorDigest(raw: Record<string, RawTensor>): string {
+  const h = createHash('sha256');
+  for (const name of Object.keys(raw).sort()) {
+    const r = raw[name]!;
+    h.update(`${name}\0${r.dtype}\0${r.shape.join(',')}\0`);
+    h.update(r.data);
+  }
+  return h.digest('hex');
+}
+
+/** A checkpoint that cannot be used: truncated, unreadable, or its bytes do not match its checksum. */
+export class CorruptCheckpointError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CorruptCheckpointError';
+  }
+}
+
 /** Reads every tensor of a .safetensors file. The caller owns (and disposes) the tensors. */
 export function loadTensors(path: string): { tensors: Record<string, Tensor>; metadata: Record<string, string> } {
   if (!existsSync(path)) throw new SafetensorsError(`safetensors ${path}: file not found`);
@@ -59,18 +89,71 @@ export function checkpointPaths(base: string): { weights: string; config: string
   return { weights: `${stem}.safetensors`, config: `${stem}.json` };
 }
 
+/** `runs/x/checkpoints/last` → `runs/x/checkpoints/last.prev.safetensors`: the checkpoint it replaced. */
+export const previousCheckpointPath = (base: string): string => `${checkpointPaths(base).weights.replace(/\.safetensors$/, '')}.prev.safetensors`;
+
+function sameFile(a: string, b: string): boolean {
+  const x = statSync(a);
+  const y = statSync(b);
+  return x.ino === y.ino && x.dev === y.dev;
+}
+
+/** A hard link where the filesystem has them (no copy of the bytes), else a copy. */
+function linkOrCopy(from: string, to: string): void {
+  rmSync(to, { force: true });
+  try {
+    linkSync(from, to);
+  } catch {
+    copyFileSync(from, to);
+  }
+}
+
 /**
  * Saves a module's state dict (plus optional extra tensors, e.g. optimiser state, under their own
- * keys) and a JSON config. The JSON is written last, so a config always points at complete weights.
+ * keys) and its config as one atomic file (the config in the safetensors metadata, with a checksum),
+ * keeping the checkpoint it replaces as `<name>.prev.safetensors`; then the `.json` mirror.
  */
 export function saveCheckpoint(base: string, module: Module, config: unknown, extra: Record<string, Tensor> = {}): void {
   const { weights, config: cfg } = checkpointPaths(base);
-  saveTensors(weights, { ...module.stateDict(), ...extra }, { format: 'vit-dfkd' });
+  const raw: Record<string, RawTensor> = {};
+  for (const [k, t] of Object.entries({ ...module.stateDict(), ...extra })) raw[k] = toRawTensor(t, k);
+  const text = JSON.stringify(config);
+  if (text === undefined) throw new TypeError(`saveCheckpoint(${base}): config is not JSON-serialisable`);
+  const prev = previousCheckpointPath(base);
+  // Keep the current checkpoint as the previous one: a hard link under a temporary name, renamed into
+  // place (atomic), so `prev` is always a whole file. Not when `prev` already is this very file (a run
+  // killed after this step): rename() between two links of one file does nothing and would leave the
+  // temporary behind.
+  if (existsSync(weights) && !(existsSync(prev) && sameFile(weights, prev))) {
+    const tmp = atomicTempName(prev);
+    linkOrCopy(weights, tmp);
+    faultPoint('checkpoint-prev-linked');
+    renameSync(tmp, prev);
+  }
+  faultPoint('checkpoint-before-weights');
+  writeSafetensorsFile(weights, raw, { format: 'vit-dfkd', config: text, sha256: tensorDigest(raw) });
+  faultPoint('checkpoint-weights-written');
   writeJsonAtomic(cfg, config);
 }
 
+/** The config of a checkpoint: the copy embedded in its weights file when there is one, else the `.json` beside it. */
 export function readCheckpointConfig<T = unknown>(base: string): T {
-  const { config } = checkpointPaths(base);
+  const { weights, config } = checkpointPaths(base);
+  if (existsSync(weights)) {
+    let embedded: string | undefined;
+    try {
+      embedded = readSafetensorsHeader(weights).metadata.config;
+    } catch {
+      embedded = undefined; // not a readable safetensors file: the loader reports that with its own message
+    }
+    if (embedded !== undefined) {
+      try {
+        return JSON.parse(embedded) as T;
+      } catch (e) {
+        throw new CorruptCheckpointError(`checkpoint ${weights}: its embedded config is not valid JSON: ${(e as Error).message}`);
+      }
+    }
+  }
   if (!existsSync(config)) throw new Error(`checkpoint config ${config} not found`);
   try {
     return JSON.parse(readFileSync(config, 'utf8')) as T;
@@ -79,13 +162,101 @@ export function readCheckpointConfig<T = unknown>(base: string): T {
   }
 }
 
+/** Reads a whole checkpoint file and checks it: a readable safetensors file, its checksum (when it has one) and config. Throws CorruptCheckpointError. */
+export function verifyCheckpointFile(weights: string): { config: unknown } {
+  let file: ReturnType<typeof readSafetensorsFile>;
+  try {
+    file = readSafetensorsFile(weights);
+  } catch (e) {
+    throw new CorruptCheckpointError(`checkpoint ${weights} is unreadable: ${(e as Error).message}`);
+  }
+  const { tensors, metadata } = file;
+  if (metadata.sha256 !== undefined && metadata.sha256 !== tensorDigest(tensors)) {
+    throw new CorruptCheckpointError(`checkpoint ${weights} is damaged: its tensors do not match its checksum`);
+  }
+  if (metadata.config === undefined) return { config: undefined };
+  try {
+    return { config: JSON.parse(metadata.config) };
+  } catch (e) {
+    throw new CorruptCheckpointError(`checkpoint ${weights}: its embedded config is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * Before a resume: whether `base` holds a usable checkpoint. A damaged one (unreadable, checksum
+ * mismatch) is replaced by the previous good one (`<name>.prev.safetensors`), with a message; with
+ * neither usable, a CorruptCheckpointError. 'none': there is no checkpoint at all.
+ */
+export function resolveCheckpoint(base: string, log: (line: string) => void = () => {}): 'ok' | 'none' | 'previous' {
+  const { weights, config } = checkpointPaths(base);
+  const prev = previousCheckpointPath(base);
+  if (!existsSync(weights) && !existsSync(prev)) return 'none';
+  let problem = `${weights} is missing`;
+  if (existsSync(weights)) {
+    try {
+      const { config: c } = verifyCheckpointFile(weights);
+      if (c === undefined && !existsSync(config)) throw new CorruptCheckpointError(`checkpoint ${weights} has no config (neither embedded nor ${config})`);
+      return 'ok';
+    } catch (e) {
+      if (!(e instanceof CorruptCheckpointError)) throw e;
+      problem = e.message;
+    }
+  }
+  if (!existsSync(prev)) throw new CorruptCheckpointError(`${problem}, and there is no previous checkpoint to fall back to`);
+  let prevConfig: unknown;
+  try {
+    prevConfig = verifyCheckpointFile(prev).config;
+  } catch (e) {
+    throw new CorruptCheckpointError(`${problem}, and the previous checkpoint is not usable either: ${(e as Error).message}`);
+  }
+  if (prevConfig === undefined) throw new CorruptCheckpointError(`${problem}, and the previous checkpoint ${prev} has no embedded config`);
+  // Promote the previous checkpoint (one rename), then rewrite the .json mirror from its embedded config.
+  linkOrCopy(prev, `${weights}.restore.tmp`);
+  renameSync(`${weights}.restore.tmp`, weights);
+  writeJsonAtomic(config, prevConfig);
+  log(`warning: ${problem}; using the previous good checkpoint (${prev})`);
+  return 'previous';
+}
+
+/**
+ * Removes what an interrupted atomic write leaves behind (`.<name>.<pid>.<hex>.tmp`, `*.restore.tmp`)
+ * in a run folder and its subfolders (checkpoints/, samples/, ...): called before a run resumes, when
+ * no other process of this run is writing. Returns the removed paths.
+ */
+export function removeStaleTemps(dir: string, depth = 2): string[] {
+  const removed: string[] = [];
+  if (!existsSync(dir)) return removed;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    let isDir = false;
+    try {
+      isDir = statSync(p).isDirectory();
+    } catch {
+      continue;
+    }
+    if (isDir) {
+      if (depth > 0) removed.push(...removeStaleTemps(p, depth - 1));
+    } else if (/^\..+\.\d+\.[0-9a-f]{12}\.tmp$/.test(name) || name.endsWith('.restore.tmp')) {
+      rmSync(p, { force: true });
+      removed.push(p);
+    }
+  }
+  return removed;
+}
+
 /**
  * Loads weights into a module (strict keys and shapes). Keys with one of `extraPrefixes` are not
  * model weights: they are returned to the caller instead (who disposes them).
  */
 export function loadCheckpointInto(base: string, module: Module, extraPrefixes: string[] = []): Record<string, Tensor> {
   const { weights } = checkpointPaths(base);
-  const { tensors } = loadTensors(weights);
+  if (!existsSync(weights)) throw new SafetensorsError(`safetensors ${weights}: file not found`);
+  const file = readSafetensorsFile(weights);
+  if (file.metadata.sha256 !== undefined && file.metadata.sha256 !== tensorDigest(file.tensors)) {
+    throw new CorruptCheckpointError(`checkpoint ${weights} is damaged: its tensors do not match its checksum`);
+  }
+  const tensors: Record<string, Tensor> = {};
+  for (const [k, r] of Object.entries(file.tensors)) tensors[k] = fromRawTensor(r);
   const model: Record<string, Tensor> = {};
   const extra: Record<string, Tensor> = {};
   for (const [k, t] of Object.entries(tensors)) {

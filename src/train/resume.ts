@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { dispose, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig } from '../export/checkpoint.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, removeStaleTemps, resolveCheckpoint } from '../export/checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 
 export interface EpochState {
@@ -35,7 +35,11 @@ export function startOrResume<C extends object, S extends EpochState>(o: {
 }): S {
   let state = o.initial;
   const metricsFile = join(o.out, 'metrics.jsonl');
-  if (o.resume && existsSync(checkpointPaths(o.last).config)) {
+  if (o.resume) {
+    for (const p of removeStaleTemps(o.out)) o.log(`removed ${p} (left by an interrupted write)`);
+    if (resolveCheckpoint(o.last, o.log) === 'none') {
+      throw new Error(`--resume: ${o.out} has no checkpoint to resume from (${checkpointPaths(o.last).weights} not found); start the run without --resume`);
+    }
     const saved = readCheckpointConfig<{ train: C; state: S }>(o.last);
     const keys = Object.keys(o.cfg) as (keyof C)[];
     const savedValue = (k: keyof C): unknown => saved.train[k] ?? o.defaults?.[k];

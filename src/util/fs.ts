@@ -15,6 +15,28 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
+const faultCounts = new Map<string, number>();
+
+/**
+ * Fault-injection hook for the crash tests (test/faults.test.ts, bench faults): with
+ * DFKD_FAULT_PAUSE=<phase>[@n] the process stops at the n-th time (default 1st) it reaches `phase`,
+ * writes DFKD_FAULT_MARKER (JSON: phase, pid) and sleeps until it is killed. Without the variable it
+ * costs one environment lookup.
+ */
+export function faultPoint(phase: string): void {
+  const want = process.env.DFKD_FAULT_PAUSE;
+  if (!want) return;
+  const [name, nth] = want.split('@');
+  if (name !== phase) return;
+  const count = (faultCounts.get(phase) ?? 0) + 1;
+  faultCounts.set(phase, count);
+  if (count !== Number(nth ?? 1)) return;
+  const marker = process.env.DFKD_FAULT_MARKER;
+  if (marker) fs.writeFileSync(marker, JSON.stringify({ phase, count, pid: process.pid }));
+  const cell = new Int32Array(new SharedArrayBuffer(4));
+  for (;;) Atomics.wait(cell, 0, 0, 1000); // until killed
+}
+
 /** Name of the temporary sibling used while writing `target`. Exposed for tests/diagnostics. */
 export function atomicTempName(target: string): string {
   const dir = path.dirname(target);
@@ -46,6 +68,7 @@ export function writeFileAtomic(target: string, data: Uint8Array | string): void
     fs.fsyncSync(fd);
     fs.closeSync(fd);
     fd = undefined;
+    faultPoint('atomic-tmp-written');
     fs.renameSync(tmp, target);
     created = false; // the temp name no longer exists
   } catch (err) {

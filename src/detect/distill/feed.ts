@@ -21,6 +21,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { dispose, manualSeed, tidy, type Tensor } from '../../tensor/tensor.js';
 import { loadTensors, saveTensors } from '../../export/checkpoint.js';
@@ -120,6 +121,8 @@ export function runProducer(ctx: DetectDistillContext, method: DetectDistillMeth
 export class GeneratorProcess {
   private child: ChildProcess | null = null;
   private readonly timeoutMs: number;
+  /** This producer's own folder (set when it starts). */
+  private dir = '';
   /** Seconds the training process spent waiting for the producer. */
   waitedSeconds = 0;
   constructor(
@@ -136,17 +139,22 @@ export class GeneratorProcess {
   }
 
   private start(first: number): void {
-    const { dir } = this.args;
-    rmSync(dir, { recursive: true, force: true });
-    mkdirSync(dir, { recursive: true });
-    const a: ProducerArgs = { ...this.args, start: first, ...(first > 0 ? { resumeFrom: this.resumeCheckpoint } : {}) };
+    // Each producer gets a folder of its own under <run>/feed/: a producer left running by a killed
+    // training process (it notices within one synthesis step) must not drop its canvases into the
+    // folder of the resumed run's producer.
+    rmSync(this.args.dir, { recursive: true, force: true });
+    this.dir = join(this.args.dir, `${process.pid}-${randomBytes(4).toString('hex')}`);
+    mkdirSync(this.dir, { recursive: true });
+    const a: ProducerArgs = { ...this.args, dir: this.dir, start: first, ...(first > 0 ? { resumeFrom: this.resumeCheckpoint } : {}) };
     const script = fileURLToPath(new URL('./generator-main.js', import.meta.url));
-    this.child = spawn(process.execPath, [script, JSON.stringify(a)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    // The crash tests' pause hook (util/fs.ts faultPoint) is for the training process, not its producer.
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('DFKD_FAULT_')));
+    this.child = spawn(process.execPath, [script, JSON.stringify(a)], { stdio: ['ignore', 'ignore', 'inherit'], env });
   }
 
   private waitFor(path: string, what: string): void {
     const t0 = performance.now();
-    const err = feedFiles.error(this.args.dir);
+    const err = feedFiles.error(this.dir);
     while (!existsSync(path)) {
       if (existsSync(err)) throw new Error(`the generator process failed: ${readFileSync(err, 'utf8').trim()}`);
       if (performance.now() - t0 > this.timeoutMs) {
@@ -160,7 +168,7 @@ export class GeneratorProcess {
   /** Canvases for student step k of iteration it (the synthesis logs with k = 0). The caller owns x. */
   batch(it: number, k: number): { x: Tensor; logs: Record<string, number> } {
     if (!this.child) this.start(it);
-    const path = feedFiles.batch(this.args.dir, it, k);
+    const path = feedFiles.batch(this.dir, it, k);
     this.waitFor(path, `the canvases of iteration ${it}, step ${k}`);
     const { tensors, metadata } = loadTensors(path);
     rmSync(path, { force: true });
@@ -172,7 +180,7 @@ export class GeneratorProcess {
   /** The method's state after n iterations (the caller disposes its tensors); null before the producer started. */
   methodState(n: number): MethodState | null {
     if (!this.child) return null;
-    const { dir } = this.args;
+    const { dir } = this;
     const path = feedFiles.state(dir, n);
     writeFileAtomic(feedFiles.request(dir, n), '');
     this.waitFor(path, `the generator state after ${n} iterations`);
@@ -183,16 +191,15 @@ export class GeneratorProcess {
 
   /** Stops the producer and removes the feed folder. */
   close(): void {
-    const { dir } = this.args;
     if (this.child) {
       try {
-        writeFileSync(feedFiles.stop(dir), '');
+        writeFileSync(feedFiles.stop(this.dir), '');
       } catch {
         // the folder may be gone already
       }
       this.child.kill();
       this.child = null;
     }
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(this.args.dir, { recursive: true, force: true });
   }
 }
