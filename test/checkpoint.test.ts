@@ -158,11 +158,15 @@ describe('saveCheckpoint / loadCheckpointInto', () => {
     assert.ok(c.message.includes(config) && /not found/.test(c.message), c.message);
   });
 
-  test('an invalid JSON config gives an error naming the file', () => {
+  test('an invalid JSON config gives an error naming the file; a checkpoint reads its embedded config, not a damaged mirror', () => {
     const base = fresh();
-    saveCheckpoint(base, createModel('vit-tiny-28'), { ok: true });
-    const { config } = checkpointPaths(base);
+    const m = createModel('vit-tiny-28');
+    saveCheckpoint(base, m, { ok: true });
+    const { config, weights } = checkpointPaths(base);
     fs.writeFileSync(config, '{"ok": tru');
+    assert.deepEqual(readCheckpointConfig(base), { ok: true });
+    // A model card written beside plain weights (no embedded config): the .json is the config.
+    saveTensors(weights, m.stateDict());
     const e = errorOf(() => readCheckpointConfig(base));
     assert.ok(e.message.includes(config) && /JSON/.test(e.message), e.message);
   });

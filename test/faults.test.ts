@@ -96,7 +96,7 @@ describe('refused and explicit', () => {
     assert.match(r.stderr, /--extend-iterations/);
     const hp = dfkd('distill', '--out', out, '--resume', '--lr-g', '0.5');
     assert.equal(hp.status, 1);
-    assert.match(hp.stderr, /--lr-g: the run has 0\.2, given "0\.5"/);
+    assert.match(hp.stderr, /--lr-g: the run has 0\.05, given "0\.5"/);
     const empty = path.join(tmp, 'empty');
     fs.mkdirSync(empty);
     assert.match(dfkd('distill', '--out', empty, '--resume').stderr, /has no checkpoint to resume from/);

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeJsonAtomic } from '../util/fs.js';
 import { prepareRunFolder } from './run-folder.js';
+import { COLLAPSE_MAX_CLASSES } from '../distill/collapse.js';
 import { checkRunInputs, runDistillation, type DistillResult, type DistillRunConfig } from '../distill/run.js';
 import { METHODS } from '../distill/methods/index.js';
 import type { LoopConfig } from '../distill/loop.js';
@@ -198,7 +199,9 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
         .slice(0, 3)
         .map(([k, v]) => `${k} ${v.toFixed(3)}`)
         .join(' ');
-      bar.update(it, total === Number.MAX_SAFE_INTEGER ? it : total, { logs: shown, val: lastVal, ips: (it / Math.max(1e-9, seconds)).toFixed(2) });
+      const classes = logs['synth/classes'];
+      const guard = logs['synth/collapsed'] ? ` | ⚠ collapse: the teacher sees ${classes} class${classes === 1 ? '' : 'es'}` : classes !== undefined ? ` | ${classes} cls` : '';
+      bar.update(it, total === Number.MAX_SAFE_INTEGER ? it : total, { logs: shown + guard, val: lastVal, ips: (it / Math.max(1e-9, seconds)).toFixed(2) });
     },
     onEval: (row) => {
       lastVal = pct(row.val_acc ?? Number.NaN);
@@ -212,6 +215,10 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
   });
   bar.stop();
   if (o.report) writeRunReport(out);
+  const c = result.collapse;
+  if (c.collapsed_rows > 0) {
+    say(`warning: the synthetic data collapsed: in ${c.collapsed_rows} of ${c.rows} metrics rows (from iteration ${c.first_collapsed_iteration}) the teacher read the batches as ≤ ${COLLAPSE_MAX_CLASSES} classes (fewest ${c.min_classes?.toFixed(1)}); the student learns little from such data — see metrics.jsonl synth/*`);
+  }
   say(`student test accuracy ${pct(result.test_acc)} | teacher ${pct(result.teacher_test_acc)} | retention ${pct(result.retention)}`);
   say(`student ${result.student_params.toLocaleString()} params, ${(result.student_flops / 1e6).toFixed(2)} MFLOPs | teacher ${result.teacher_params.toLocaleString()} params, ${(result.teacher_flops / 1e6).toFixed(2)} MFLOPs`);
   say(`${result.iterations} iterations in ${result.seconds.toFixed(0)} s (${result.iterations_per_second.toFixed(2)} it/s); report: ${join(out, 'report.html')}`);

@@ -13,6 +13,7 @@ import type { Classifier } from '../models/types.js';
 import { evaluateClassifier } from '../train/classifier.js';
 import { NaNLossError, runBudgetedLoop, type DriverResult, type LoopConfig } from './driver.js';
 import type { DistillContext, DistillMethod, SyntheticBatch } from './types.js';
+import { synthesisFigures } from './collapse.js';
 
 export { iterationSeed, NaNLossError, type LoopConfig } from './driver.js';
 
@@ -62,7 +63,11 @@ export function distillLoop(
     log: opts.log,
     onIteration: opts.onIteration,
     onEval: opts.onEval,
-    synthesize: (it) => method.synthesize(ctx, it),
+    synthesize: (it) => {
+      const batch = method.synthesize(ctx, it);
+      // The collapse guard's figures (collapse.ts): what the teacher decides on this batch.
+      return { ...batch, logs: { ...batch.logs, ...synthesisFigures(ctx.teacher, batch.x, ctx.numClasses) } };
+    },
     studentSteps: method.studentStepsPerIteration,
     studentStep: (fresh, k) => {
       const batch: SyntheticBatch = method.studentBatch ? method.studentBatch(ctx, fresh, k) : fresh;

@@ -17,6 +17,7 @@ import { createMethod, METHODS } from './methods/index.js';
 import type { DistillContext } from './types.js';
 import { canSelectWeights, selectWeights } from './init.js';
 import type { Module } from '../nn/module.js';
+import { collapseSummary, type CollapseSummary } from './collapse.js';
 
 export type StudentInit = 'random' | 'select' | 'auto';
 
@@ -55,6 +56,8 @@ export interface DistillResult {
   data_free: boolean;
   /** How the student started: random, or weight selection from the teacher. */
   student_init: 'random' | 'select';
+  /** The collapse guard over the run's metrics rows (collapse.ts). */
+  collapse: CollapseSummary;
 }
 
 export function checkStudentFits(teacher: Classifier, student: Classifier, studentName: string, teacherPath: string): void {
@@ -134,6 +137,7 @@ export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resu
     teacher_flops: countFlops(teacher).flops,
     data_free: METHODS[cfg.method]!.dataFree,
     student_init: how,
+    collapse: collapseSummary(join(out, 'metrics.jsonl')),
   };
   writeJsonAtomic(join(out, 'result.json'), result);
   const studentCard: ModelCard = {
