@@ -6,6 +6,7 @@ import { benchInfer } from './infer.js';
 import { benchTeacher } from './teacher.js';
 import { benchDetect } from './detect.js';
 import { benchFeed } from './feed.js';
+import { benchFaults } from './faults.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,6 +30,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
       teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),
       ...(tiny ? { iterations: 3, rounds: 1, batch: 4, tiny } : { iterations: Number(flag('iterations', '40')), rounds: Number(flag('rounds', '2')), batch: Number(flag('batch', '32')) }),
     }),
+  faults: (tiny) => benchFaults({ randomTrials: Number(flag('random-trials', '4')), tiny }),
   // Students default to randomly initialised presets (latency, size); give trained ones for accuracy.
   infer: (tiny) =>
     benchInfer({

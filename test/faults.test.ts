@@ -13,10 +13,7 @@ import { spawnSync } from 'node:child_process';
 import * as T from '../src/index.js';
 import { Linear } from '../src/nn/layers.js';
 import { checkpointPaths, previousCheckpointPath, readCheckpointConfig, resolveCheckpoint, saveCheckpoint, loadCheckpointInto, CorruptCheckpointError, removeStaleTemps } from '../src/export/checkpoint.js';
-import { createDetector } from '../src/models/detr.js';
-import { loadDetectionDataset } from '../src/data/detection.js';
-import { detectorCard, publishDetector } from '../src/detect/run.js';
-import { faultMoments, faultTrial, leftovers, type FaultCase, type FaultTrialResult } from '../src/testing/faults.js';
+import { faultCases, faultMoments, faultTrial, leftovers, makeTinyDetrTeacher, TRAIN_MOMENTS, type FaultCase, type FaultTrialResult } from '../src/testing/faults.js';
 
 T.setNumThreads(1);
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-faults-'));
@@ -67,7 +64,7 @@ describe('one atomic checkpoint', () => {
 });
 
 const LENET = path.resolve('teachers/mnist-lenet5');
-const classify = ['distill', '--teacher', LENET, '--student', 'lenet5-half-28', '--method', 'dafl', '--iterations', '20', '--batch', '32', '--checkpoint-every', '5', '--eval-every', '5', '--sample-every', '10', '--seed', '0', '--threads', '1', '--no-report'];
+const classify = faultCases({ lenetTeacher: LENET, detrTeacher: '' }).classify.args;
 
 describe('refused and explicit', () => {
   const out = path.join(tmp, 'refuse');
@@ -125,45 +122,21 @@ async function suite(c: FaultCase, moments: ReturnType<typeof faultMoments>): Pr
 }
 
 describe('kill -9, then --resume: byte-identical to the uninterrupted run', () => {
-  test('classification (dafl, LeNet-5 → LeNet-5-Half): 7 trials', async () => {
-    await suite({ name: 'classify', args: classify, resumeArgs: ['distill', '--resume', '--threads', '1', '--no-report'], identical: ['model.safetensors'], rows: ['metrics.jsonl'] }, faultMoments(3, 4000));
-  });
-
-  const SPEC = 'canvas-mnist?n=16&nval=8&ntest=8&size=32&scale=10-16&objects=1-2';
   const teacherDir = path.join(tmp, 'detr-teacher');
-  const makeTeacher = (): void => {
-    if (fs.existsSync(teacherDir)) return;
-    T.manualSeed(2);
-    const data = loadDetectionDataset(SPEC, 'val');
-    const t = createDetector('detr-teacher-64', { imageSize: 32 });
-    fs.mkdirSync(teacherDir, { recursive: true });
-    publishDetector(teacherDir, t, detectorCard({ model: 'detr-teacher-64', modelOverrides: { imageSize: 32 }, dataset: SPEC }, t, data, { val_map: 0 }));
-  };
-  const detect = (gp: boolean): FaultCase => ({
-    name: gp ? 'detect-gp' : 'detect',
-    args: ['distill', '--task', 'detect', '--teacher', teacherDir, '--student', 'detr-student-64', '--method', 'tgan', '--iterations', '8', '--batch', '4', '--eval-every', '2', '--checkpoint-every', '2', '--sample-every', '4', '--threshold', '0.05', '--threads', '1', '--no-report', ...(gp ? ['--generator-process'] : [])],
-    resumeArgs: ['distill', '--resume', '--threads', '1', '--no-report'],
-    identical: ['model.safetensors'],
-    rows: ['metrics.jsonl'],
+  const cases = faultCases({ lenetTeacher: LENET, detrTeacher: teacherDir });
+  test('classification (dafl, LeNet-5 → LeNet-5-Half): 7 trials', async () => {
+    await suite(cases.classify, faultMoments(3, 4000));
   });
   test('detection (tgan), one process: 5 trials', async () => {
-    makeTeacher();
-    await suite(detect(false), faultMoments(1, 3000, 2));
+    makeTinyDetrTeacher(teacherDir);
+    await suite(cases.detect, faultMoments(1, 3000, 2));
   });
   test('detection (tgan) with --generator-process: 5 trials', async () => {
-    makeTeacher();
-    await suite(detect(true), faultMoments(1, 3000, 3));
+    makeTinyDetrTeacher(teacherDir);
+    await suite(cases.detectGp, faultMoments(1, 3000, 3));
   });
-
   test('training (dfkd train, LeNet-5 on MNIST): 5 trials', async () => {
-    const args = ['train', '--dataset', 'mnist', '--model', 'lenet5-28', '--epochs', '3', '--batch', '128', '--seed', '0', '--threads', '1'];
-    await suite({ name: 'train', args, resumeArgs: [...args, '--resume'], identical: ['model.safetensors'], rows: ['metrics.jsonl'] }, [
-      { phase: 'checkpoint-prev-linked@1' },
-      { phase: 'checkpoint-before-weights@3' },
-      { phase: 'checkpoint-weights-written@2' },
-      { phase: 'atomic-tmp-written@4' },
-      { delayMs: 2500 },
-    ]);
+    await suite(cases.train, TRAIN_MOMENTS);
   });
 
   test('leftovers() sees temporaries and feed folders', () => {

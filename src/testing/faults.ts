@@ -6,6 +6,10 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { manualSeed } from '../tensor/tensor.js';
+import { createDetector } from '../models/detr.js';
+import { loadDetectionDataset } from '../data/detection.js';
+import { detectorCard, publishDetector } from '../detect/run.js';
 
 export interface FaultCase {
   name: string;
@@ -150,3 +154,53 @@ export function faultMoments(nRandom: number, maxDelayMs: number, seed = 1): Fau
     ...Array.from({ length: nRandom }, () => ({ delayMs: Math.round(300 + rand() * maxDelayMs) })),
   ];
 }
+
+/** A small detection dataset and an untrained DETR teacher at 32×32 over it: quick runs for the crash tests. */
+export const TINY_DETECTION_SPEC = 'canvas-mnist?n=16&nval=8&ntest=8&size=32&scale=10-16&objects=1-2';
+export function makeTinyDetrTeacher(dir: string): void {
+  if (existsSync(join(dir, 'model.safetensors'))) return;
+  manualSeed(2);
+  const data = loadDetectionDataset(TINY_DETECTION_SPEC, 'val');
+  const t = createDetector('detr-teacher-64', { imageSize: 32 });
+  publishDetector(dir, t, detectorCard({ model: 'detr-teacher-64', modelOverrides: { imageSize: 32 }, dataset: TINY_DETECTION_SPEC }, t, data, { val_map: 0 }));
+  t.dispose();
+}
+
+/**
+ * The suite's commands: dafl on the shipped LeNet-5 pair (20 iterations, a checkpoint every 5),
+ * detection tgan on the tiny teacher in one process and with --generator-process (8 iterations, a
+ * checkpoint every 2), and dfkd train (LeNet-5 on MNIST, 3 epochs). Resumes give only --resume (and
+ * for training, as its README says, the same command).
+ */
+export function faultCases(o: { lenetTeacher: string; detrTeacher: string }): Record<'classify' | 'detect' | 'detectGp' | 'train', FaultCase> {
+  const resume = ['distill', '--resume', '--threads', '1', '--no-report'];
+  const detect = (gp: boolean): FaultCase => ({
+    name: gp ? 'detect-gp' : 'detect',
+    args: ['distill', '--task', 'detect', '--teacher', o.detrTeacher, '--student', 'detr-student-64', '--method', 'tgan', '--iterations', '8', '--batch', '4', '--eval-every', '2', '--checkpoint-every', '2', '--sample-every', '4', '--threshold', '0.05', '--threads', '1', '--no-report', ...(gp ? ['--generator-process'] : [])],
+    resumeArgs: resume,
+    identical: ['model.safetensors'],
+    rows: ['metrics.jsonl'],
+  });
+  const train = ['train', '--dataset', 'mnist', '--model', 'lenet5-28', '--epochs', '3', '--batch', '128', '--seed', '0', '--threads', '1'];
+  return {
+    classify: {
+      name: 'classify',
+      args: ['distill', '--teacher', o.lenetTeacher, '--student', 'lenet5-half-28', '--method', 'dafl', '--iterations', '20', '--batch', '32', '--checkpoint-every', '5', '--eval-every', '5', '--sample-every', '10', '--seed', '0', '--threads', '1', '--no-report'],
+      resumeArgs: resume,
+      identical: ['model.safetensors'],
+      rows: ['metrics.jsonl'],
+    },
+    detect: detect(false),
+    detectGp: detect(true),
+    train: { name: 'train', args: train, resumeArgs: [...train, '--resume'], identical: ['model.safetensors'], rows: ['metrics.jsonl'] },
+  };
+}
+
+/** The training case's moments (an epoch writes best, then last: 2 checkpoints per improving epoch). */
+export const TRAIN_MOMENTS: FaultMoment[] = [
+  { phase: 'checkpoint-prev-linked@1' },
+  { phase: 'checkpoint-before-weights@3' },
+  { phase: 'checkpoint-weights-written@2' },
+  { phase: 'atomic-tmp-written@4' },
+  { delayMs: 2500 },
+];
