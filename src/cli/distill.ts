@@ -66,6 +66,11 @@ export function loopConfigOf(o: Pick<DistillCliOptions, 'iterations' | 'minutes'
   };
 }
 
+/** The run folder when --out is not given: runs/distill-<method>-<time>. */
+export function defaultDistillOut(method: string): string {
+  return join('runs', `distill-${method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+}
+
 export function runDistillCommand(o: DistillCliOptions): DistillResult {
   const spec = METHODS[o.method];
   if (!spec) throw new Error(`unknown method '${o.method}'; available: ${Object.keys(METHODS).join(', ')}`);
@@ -77,7 +82,7 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
     hparams[k] = typeof spec.defaults[k] === 'boolean' ? v === true || v === 'true' : Number(v);
   }
   checkRunInputs(o);
-  const out = o.out ?? join('runs', `distill-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+  const out = o.out ?? defaultDistillOut(o.method);
   mkdirSync(out, { recursive: true });
   const loop = loopConfigOf(o);
   const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit };
