@@ -190,10 +190,10 @@ function importForeign(path: string, f: ForeignCheckpoint, o: TeacherImportOptio
     classNames = data.classNames;
     notes.push(`class names from ${o.dataset}`);
   } else missing.push(`the class names: --classes <a,b,…|file with one name a line> or --dataset <spec> (the model has ${c.numClasses} classes)`);
+  if (missing.length > 0) throw new Error(`cannot import ${f.weights}: not in the file${f.hfConfig ? ' or its config.json' : ''}:\n  ${missing.join('\n  ')}`);
   if (classNames && classNames.length !== c.numClasses) {
     throw new Error(`${f.weights} has ${c.numClasses} classes but ${o.classes !== undefined ? '--classes gives' : hf && hfClassNames(hf) ? "config.json's id2label has" : `${o.dataset} has`} ${classNames.length}`);
   }
-  if (missing.length > 0) throw new Error(`cannot import ${f.weights}: not in the file${f.hfConfig ? ' or its config.json' : ''}:\n  ${missing.join('\n  ')}`);
   if (data) {
     if (data.channels !== c.inChannels || data.imageSize !== c.imageSize) {
       throw new Error(`--dataset ${o.dataset} gives ${data.imageSize}×${data.imageSize}×${data.channels} images but the model takes ${c.imageSize}×${c.imageSize}×${c.inChannels}${o.dataset!.startsWith('folder:') ? ` (add ?size=${c.imageSize}&channels=${c.inChannels})` : ''}`);
