@@ -9,7 +9,8 @@ import { join } from 'node:path';
 
 import * as T from '../src/index.js';
 import type { Tensor } from '../src/index.js';
-import { VisionTransformer, type ViTConfig } from '../src/models/vit.js';
+import { VisionTransformer } from '../src/models/vit.js';
+import { hfViTWeights, timmViTWeights, type FixtureViTConfig } from '../src/testing/vit-checkpoints.js';
 import { createViT, PRESETS } from '../src/models/registry.js';
 import { saveTensors } from '../src/export/checkpoint.js';
 import { detectNaming, loadTimmViT, resamplePosEmbed, timmConfigFromFile, TimmImportError } from '../src/export/timm.js';
@@ -20,72 +21,14 @@ T.setNumThreads(1);
 const dir = mkdtempSync(join(tmpdir(), 'vit-dfkd-timm-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-type Cfg = Pick<ViTConfig, 'imageSize' | 'inChannels' | 'patchSize' | 'numClasses' | 'dim' | 'depth' | 'heads'> & Partial<ViTConfig>;
+type Cfg = FixtureViTConfig;
+const timmWeights = timmViTWeights;
+const hfWeights = hfViTWeights;
 const CFG: Cfg = { imageSize: 16, inChannels: 3, patchSize: 4, numClasses: 5, dim: 32, depth: 2, heads: 4 };
 
 function maxAbsDiff(a: Tensor, b: Tensor): number {
   assert.deepEqual(a.shape, b.shape, `shapes differ: [${a.shape}] vs [${b.shape}]`);
   return T.tidy(() => a.sub(b).abs().max().item());
-}
-
-/** Random weights under timm's key names (written out here, not taken from our model), qkv fused. */
-function timmWeights(c: Cfg): Record<string, Tensor> {
-  const D = c.dim;
-  const H = 4 * D;
-  const grid = c.imageSize / c.patchSize;
-  const prefix = c.distToken ? 2 : 1;
-  const r = (shape: number[], std = 0.2): Tensor => T.randn(shape).mul(std);
-  const ln = (): Tensor => T.randn([D]).mul(0.1).add(1);
-  const w: Record<string, Tensor> = {
-    'patch_embed.proj.weight': r([D, c.inChannels, c.patchSize, c.patchSize]),
-    'patch_embed.proj.bias': r([D]),
-    cls_token: r([1, 1, D]),
-    pos_embed: r([1, grid * grid + prefix, D]),
-  };
-  if (c.distToken) w['dist_token'] = r([1, 1, D]);
-  for (let i = 0; i < c.depth; i++) {
-    const b = `blocks.${i}`;
-    Object.assign(w, {
-      [`${b}.norm1.weight`]: ln(), [`${b}.norm1.bias`]: r([D]),
-      [`${b}.attn.qkv.weight`]: r([3 * D, D]), [`${b}.attn.qkv.bias`]: r([3 * D]),
-      [`${b}.attn.proj.weight`]: r([D, D]), [`${b}.attn.proj.bias`]: r([D]),
-      [`${b}.norm2.weight`]: ln(), [`${b}.norm2.bias`]: r([D]),
-      [`${b}.mlp.fc1.weight`]: r([H, D]), [`${b}.mlp.fc1.bias`]: r([H]),
-      [`${b}.mlp.fc2.weight`]: r([D, H]), [`${b}.mlp.fc2.bias`]: r([D]),
-    });
-  }
-  Object.assign(w, { 'norm.weight': ln(), 'norm.bias': r([D]), 'head.weight': r([c.numClasses, D]), 'head.bias': r([c.numClasses]) });
-  if (c.distToken) Object.assign(w, { 'head_dist.weight': r([c.numClasses, D]), 'head_dist.bias': r([c.numClasses]) });
-  return w;
-}
-
-/** The same weights under Hugging Face transformers' ViT names (query / key / value split). */
-function hfWeights(w: Record<string, Tensor>, c: Cfg, prefix = 'vit.', classifier = true): Record<string, Tensor> {
-  const D = c.dim;
-  const p = prefix;
-  const out: Record<string, Tensor> = {
-    [`${p}embeddings.patch_embeddings.projection.weight`]: w['patch_embed.proj.weight']!,
-    [`${p}embeddings.patch_embeddings.projection.bias`]: w['patch_embed.proj.bias']!,
-    [`${p}embeddings.cls_token`]: w['cls_token']!,
-    [`${p}embeddings.position_embeddings`]: w['pos_embed']!,
-    [`${p}layernorm.weight`]: w['norm.weight']!,
-    [`${p}layernorm.bias`]: w['norm.bias']!,
-  };
-  if (classifier) Object.assign(out, { 'classifier.weight': w['head.weight']!, 'classifier.bias': w['head.bias']! });
-  for (let i = 0; i < c.depth; i++) {
-    const b = `blocks.${i}`;
-    const l = `${p}encoder.layer.${i}`;
-    for (const wb of ['weight', 'bias']) {
-      const qkv = w[`${b}.attn.qkv.${wb}`]!;
-      ['query', 'key', 'value'].forEach((name, j) => (out[`${l}.attention.attention.${name}.${wb}`] = qkv.narrow(0, j * D, D).contiguous()));
-      out[`${l}.layernorm_before.${wb}`] = w[`${b}.norm1.${wb}`]!;
-      out[`${l}.attention.output.dense.${wb}`] = w[`${b}.attn.proj.${wb}`]!;
-      out[`${l}.layernorm_after.${wb}`] = w[`${b}.norm2.${wb}`]!;
-      out[`${l}.intermediate.dense.${wb}`] = w[`${b}.mlp.fc1.${wb}`]!;
-      out[`${l}.output.dense.${wb}`] = w[`${b}.mlp.fc2.${wb}`]!;
-    }
-  }
-  return out;
 }
 
 function file(name: string, tensors: Record<string, Tensor>): string {

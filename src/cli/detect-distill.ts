@@ -42,7 +42,7 @@ export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResu
   }
   checkDetectRunInputs(o);
   const out = o.out ?? join('runs', `distill-detect-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  prepareRunFolder(out, o, say);
+  if (!o.folderReady) prepareRunFolder(out, o, say);
   const loop = loopConfigOf(o);
   const cfg: DetectDistillConfig = { task: 'detect', teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit as DetectDistillConfig['studentInit'], ...(o.generatorProcess ? { generatorProcess: true } : {}) };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;

@@ -49,6 +49,8 @@ export interface DistillCliOptions {
   resume: boolean;
   /** Move an existing run in --out aside (renamed) and start a new one there. */
   force?: boolean;
+  /** The caller already ran prepareRunFolder on --out (the CLI does, before importing a foreign teacher into it). */
+  folderReady?: boolean;
   /** With --resume: extend a minutes budget by this many minutes / an iterations budget by this many iterations. */
   extendMinutes?: number;
   extendIterations?: number;
@@ -171,6 +173,11 @@ export function checkBudgetFlags(o: Pick<DistillCliOptions, 'iterations' | 'minu
   if (!o.resume && (o.extendMinutes !== undefined || o.extendIterations !== undefined)) throw new Error('--extend-minutes / --extend-iterations extend a run being resumed: add --resume');
 }
 
+/** The run folder when --out is not given: runs/distill-<method>-<time>. */
+export function defaultDistillOut(method: string): string {
+  return join('runs', `distill-${method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
+}
+
 export function runDistillCommand(o: DistillCliOptions): DistillResult {
   const spec = METHODS[o.method];
   if (!spec) throw new Error(`unknown method '${o.method}'; available: ${Object.keys(METHODS).join(', ')}`);
@@ -182,8 +189,8 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
     hparams[k] = typeof spec.defaults[k] === 'boolean' ? v === true || v === 'true' : Number(v);
   }
   checkRunInputs(o);
-  const out = o.out ?? join('runs', `distill-${o.method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
-  prepareRunFolder(out, o, say);
+  const out = o.out ?? defaultDistillOut(o.method);
+  if (!o.folderReady) prepareRunFolder(out, o, say);
   const loop = loopConfigOf(o);
   const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;

@@ -4,6 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { METHODS } from '../distill/methods/index.js';
 import { hparamFlags, kebab, type DistillCliOptions } from './distill.js';
 import { detectHparamFlags } from './detect-distill.js';
+import { addImportOptions, type ImportCliOptions } from './import.js';
 
 const program = new Command();
 
@@ -124,16 +125,16 @@ program
     await runTrainCommand(o);
   });
 
-program
+const evalCmd = program
   .command('eval')
   .description('evaluate a trained classifier (accuracy, per-class accuracy, confusion matrix) or detector (mAP@[.5:.95], AP50, per-class AP), params, FLOPs, latency')
-  .requiredOption('--model <path>', 'a run folder or a checkpoint (.safetensors with its .json)')
-  .option('--dataset <spec>', 'dataset (default: the one the model was trained on)')
+  .requiredOption('--model <path>', 'a run folder or a checkpoint (.safetensors with its .json), or a timm / Hugging Face ViT / DeiT .safetensors or model folder')
+  .option('--dataset <spec>', "dataset (default: the one the model was trained on); a folder: dataset without mean / std uses the model's normalisation")
   .addOption(new Option('--split <name>', 'split').choices(['train', 'val', 'test']).default('test'))
   .addOption(new Option('--threads <n>', 'intra-op threads').argParser(positiveInt))
   .option('--json', 'print the result as JSON', false)
   .option('--png <file>', 'detectors: draw the predictions on the first 16 images of the split into this PNG')
-  .action(async (o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; threads?: number; json: boolean; png?: string }) => {
+  .action(async (o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; threads?: number; json: boolean; png?: string } & ImportCliOptions) => {
     await engine(o.threads);
     const { isDetectorCheckpoint } = await import('../detect/run.js');
     if (isDetectorCheckpoint(o.model)) {
@@ -144,11 +145,25 @@ program
     const { runEvalCommand } = await import('./train.js');
     runEvalCommand(o);
   });
+addImportOptions(evalCmd);
+
+addImportOptions(
+  program
+    .command('import')
+    .description('a dfkd teacher folder (model.safetensors + model.json) from a timm or Hugging Face ViT / DeiT checkpoint: a .safetensors file, or a folder with config.json + model.safetensors; architecture from the tensor shapes and config.json, the rest from the flags')
+    .argument('<checkpoint>', 'a timm / Hugging Face .safetensors file or model folder')
+    .requiredOption('--out <dir>', 'the teacher folder to write')
+    .option('--dataset <spec>', "the labelled dataset the teacher is evaluated on (its class names unless --classes; a folder: dataset gets the teacher's normalisation)"),
+).action(async (src: string, o: ImportCliOptions & { out: string }) => {
+  await engine();
+  const { runImportCommand } = await import('./import.js');
+  await runImportCommand(src, o);
+});
 
 const distill = program
   .command('distill')
   .description('distil a teacher into a student without training data (or run a reference: kd, noise, scratch)')
-  .option('--teacher <path>', 'teacher: a run folder made by dfkd train, or a checkpoint (required, except with --resume)')
+  .option('--teacher <path>', 'teacher: a run folder made by dfkd train, a checkpoint, or a timm / Hugging Face ViT / DeiT .safetensors or model folder (imported into <out>/teacher); required, except with --resume')
   .option('--student <preset>', 'student model preset (required, except with --resume)')
   .addOption(new Option('--method <name>', 'method').choices(Object.keys(METHODS)).default('tgan'))
   .addOption(new Option('--iterations <n>', 'iteration budget').argParser(positiveInt))
@@ -171,7 +186,9 @@ const distill = program
   .option('--no-report', 'skip report.html')
   .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
   .addOption(new Option('--device <d>', 'cpu or cuda').default('cpu'))
-  .addOption(new Option('--task <t>', "classify or detect (default: the teacher's: a DETR teacher distils with tgan, dfad, deepinv or kd; batch 32 unless given)").choices(['classify', 'detect']));
+  .addOption(new Option('--task <t>', "classify or detect (default: the teacher's: a DETR teacher distils with tgan, dfad, deepinv or kd; batch 32 unless given)").choices(['classify', 'detect']))
+  .option('--dataset <spec>', 'timm / HF teacher: the labelled dataset the student and teacher are evaluated on (val / test only)');
+addImportOptions(distill);
 const classifyFlags = hparamFlags();
 const detectFlags = detectHparamFlags();
 const defaultsOf = (f: { defaults: Record<string, unknown> }): string => Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
@@ -184,7 +201,7 @@ for (const [name, f] of detectFlags) {
   if (classifyFlags.has(name)) continue;
   distill.addOption(new Option(`--${kebab(name)} <value>`, `detection hyper-parameter (default: ${defaultsOf(f)})`));
 }
-distill.action(async (given: DistillCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
+distill.action(async (given: DistillCliOptions & ImportCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   const { checkBudgetFlags, resumeOptions } = await import('./distill.js');
   checkBudgetFlags(given);
   if (given.force && given.resume) throw new Error('--force starts a new run and --resume continues one: give one of them');
@@ -196,6 +213,14 @@ distill.action(async (given: DistillCliOptions & { threads?: number; device: str
   }
   for (const flag of ['teacher', 'student'] as const) if (!o[flag]) throw new Error(`required option '--${flag} <${flag === 'teacher' ? 'path' : 'preset'}>' not specified`);
   await engine(o.threads, o.device);
+  const { distillTeacherPath } = await import('./import.js');
+  const { defaultDistillOut } = await import('./distill.js');
+  const { prepareRunFolder } = await import('./run-folder.js');
+  o.out ??= defaultDistillOut(o.method);
+  // The folder first: a foreign teacher is imported into <out>/teacher.
+  prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
+  o.folderReady = true;
+  o.teacher = await distillTeacherPath(o.teacher, o.out, o);
   const { isDetectorCheckpoint } = await import('../detect/run.js');
   if (o.generatorProcess && o.device !== 'cpu') throw new Error('--generator-process runs on the CPU only (its second process would not share the GPU run\'s device)');
   if ((o.task ?? (isDetectorCheckpoint(o.teacher) ? 'detect' : 'classify')) === 'detect') {

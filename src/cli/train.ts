@@ -1,11 +1,12 @@
 // dfkd train / dfkd eval: supervised training runs and evaluation of saved classifiers.
 import { join } from 'node:path';
-import { loadDataset } from '../data/index.js';
+import { loadDataset, withModelNormalization } from '../data/index.js';
 import { createModel } from '../models/registry.js';
 import { countFlops } from '../models/flops.js';
 import type { Classifier } from '../models/types.js';
 import { loadCheckpointInto } from '../export/checkpoint.js';
-import { loadClassifier } from '../models/load.js';
+import { loadTeacher } from '../models/load.js';
+import { importOptionsOf, type ImportCliOptions } from './import.js';
 import { inferenceMode, manualSeed, randn, tidy, getNumThreads } from '../tensor/tensor.js';
 import { normalize } from '../data/augment.js';
 import { evaluateClassifier } from '../train/classifier.js';
@@ -90,9 +91,11 @@ function checkCompatible(model: Classifier, dataShape: number[], preset: string,
   }
 }
 
-export function runEvalCommand(o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; json: boolean }): void {
-  const { model, card } = loadClassifier(o.model);
-  const spec = o.dataset ?? card.dataset;
+export function runEvalCommand(o: { model: string; dataset?: string; split: 'train' | 'val' | 'test'; json: boolean } & ImportCliOptions): void {
+  const { model, card } = loadTeacher(o.model, importOptionsOf(o));
+  if (!o.dataset && !card.dataset) throw new Error(`${o.model} has no dataset of its own (an imported checkpoint): give --dataset`);
+  // A folder of images has no normalisation of its own: it is evaluated with the model's.
+  const spec = withModelNormalization(o.dataset || card.dataset, card.mean, card.std);
   const data = loadDataset(spec, o.split);
   checkCompatible(model, data.images.shape.slice(1), card.preset, spec);
   if (data.numClasses !== card.numClasses) throw new Error(`model has ${card.numClasses} classes but ${spec} has ${data.numClasses}`);

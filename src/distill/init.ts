@@ -6,13 +6,14 @@
 // the sizes differ, evenly spaced indices (⌊i·T/S⌋, "uniform" selection), the same indices for every
 // tensor that shares that dimension — so the rows a layer keeps are the columns the next layer reads.
 // For a ViT whose width halves (96 → 48) this keeps the even channels everywhere; fused q|k|v weights
-// are selected per chunk so q, k and v keep the same channels.
+// are selected per chunk so q, k and v keep the same channels. A distilled DeiT teacher's position
+// embedding loses its distillation-token row for a student without that token.
 //
 // The paper reports that it speeds up and improves the training of small ViTs (ViT-T from ViT-S) on
 // small datasets; here it gives a data-free student the teacher's patch embedding and attention
 // structure to start from. Heads do not map one-to-one when the head count differs (the student's
 // heads each see a slice of several teacher heads): this is an initialisation, not a copy.
-import { noGrad, tensor, type Tensor } from '../tensor/tensor.js';
+import { cat, noGrad, tensor, type Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 
 export interface SelectionReport {
@@ -63,6 +64,7 @@ export function canSelectWeights(teacher: Module, student: Module): boolean {
 export function selectWeights(teacher: Module, student: Module): SelectionReport {
   const tp = new Map(teacher.namedParameters());
   const report: SelectionReport = { selected: {}, kept: {} };
+  const studentNames = new Set(student.namedParameters().map(([n]) => n));
   noGrad(() => {
     for (const [name, s] of student.namedParameters()) {
       const t = tp.get(name);
@@ -75,6 +77,12 @@ export function selectWeights(teacher: Module, student: Module): SelectionReport
       const fused = /\.qkv\.(weight|bias)$/.test(name) ? 3 : 1;
       let v = t;
       const made: Tensor[] = [];
+      if (name === 'pos_embed' && tp.has('dist_token') && !studentNames.has('dist_token')) {
+        // A distilled DeiT's tokens are [cls, dist, patches…]; a student without the distillation
+        // token takes the class token's and the patches' embeddings, not an evenly spaced subset.
+        v = cat([t.narrow(1, 0, 1), t.narrow(1, 2, t.size(1) - 2)], 1);
+        made.push(v);
+      }
       for (let d = 0; d < s.ndim; d++) {
         const next = selectAlong(v, d, s.shape[d]!, d === 0 ? fused : 1);
         if (next !== v) made.push(next);

@@ -336,6 +336,45 @@ export function loadTimmViT(path: string, model: VisionTransformer, opts: TimmLo
 // ---------------------------------------------------------------------------------------------
 // Configuration from a file
 
+/** The fields of a Hugging Face ViTConfig / DeiTConfig (config.json) the import reads; all optional. */
+export interface HfViTConfigJson {
+  model_type?: string;
+  hidden_size?: number;
+  num_hidden_layers?: number;
+  num_attention_heads?: number;
+  intermediate_size?: number;
+  hidden_act?: string;
+  layer_norm_eps?: number;
+  image_size?: number;
+  patch_size?: number;
+  num_channels?: number;
+  qkv_bias?: boolean;
+  /** Class names by index ("0": "tench", …). */
+  id2label?: Record<string, string>;
+}
+
+/** The hint for a missing head count: timm's ViT / DeiT models all use head width 64. */
+export function headsGuess(dim: number): string {
+  return dim % 64 === 0 ? ` (the ViT / DeiT models of timm use head width 64, which would give heads = ${dim / 64} for width ${dim})` : '';
+}
+
+/**
+ * Class names by index from a Hugging Face config's id2label, or null when it has none or its keys
+ * are not exactly 0 … n−1.
+ */
+export function hfClassNames(cfg: HfViTConfigJson): string[] | null {
+  const m = cfg.id2label;
+  if (!m || typeof m !== 'object') return null;
+  const n = Object.keys(m).length;
+  const names: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const v = m[String(i)];
+    if (typeof v !== 'string') return null;
+    names.push(v);
+  }
+  return n > 0 ? names : null;
+}
+
 export interface TimmFileConfig {
   naming: CheckpointNaming;
   /** A VisionTransformer configuration matching the file (imageSize = grid × patch). */
@@ -352,8 +391,10 @@ export interface TimmFileConfig {
  * is not in the shapes: give `heads`, or a `preset` whose heads (and width, depth, patch) it uses.
  * LayerNorm epsilon is not either: timm's ViTs use 1e-6, Hugging Face's ViT / DeiT 1e-12 (their
  * configs' default), and that is what is returned for each naming.
+ * A Hugging Face config.json (`hfConfig`) supplies the heads (num_attention_heads) and epsilon
+ * (layer_norm_eps); its other sizes must agree with the shapes (else an error naming both).
  */
-export function timmConfigFromFile(path: string, opts: { heads?: number; preset?: string } = {}): TimmFileConfig {
+export function timmConfigFromFile(path: string, opts: { heads?: number; preset?: string; hfConfig?: HfViTConfigJson } = {}): TimmFileConfig {
   if (!existsSync(path)) throw new SafetensorsError(`safetensors ${path}: file not found`, path);
   const { entries } = readSafetensorsHeader(path);
   const keys = new Set(Object.keys(entries));
@@ -397,10 +438,29 @@ export function timmConfigFromFile(path: string, opts: { heads?: number; preset?
     `depth ${depth}, mlpRatio ${mlpRatio}, qkv bias ${qkvBias}`,
     `image ${imageSize} = ${g}×${g} grid × patch ${patchSize}, from ${name('pos_embed')} ${shapeStr(pos!)}`,
     `${numClasses} classes${head ? '' : ' (no head in the file)'}, distillation token ${distToken}`,
-    `layerNormEps ${layerNormEps} (not in the file: ${n.naming === 'timm' ? "timm's ViT default" : "Hugging Face's ViTConfig default"})`,
   ];
+  if (opts.hfConfig?.layer_norm_eps === undefined) notes.push(`layerNormEps ${layerNormEps} (not in the file: ${n.naming === 'timm' ? "timm's ViT default" : "Hugging Face's ViTConfig default"})`);
 
   let heads = opts.heads;
+  let eps = layerNormEps;
+  const hf = opts.hfConfig;
+  if (hf) {
+    // config.json must describe this file: a disagreement means the wrong config beside the weights.
+    const fromShapes: Record<string, number | boolean> = { hidden_size: dim, num_hidden_layers: depth, patch_size: patchSize, num_channels: inChannels, intermediate_size: fc1![0]!, qkv_bias: qkvBias };
+    const bad = Object.entries(fromShapes).filter(([k, v]) => hf[k as keyof HfViTConfigJson] !== undefined && hf[k as keyof HfViTConfigJson] !== v);
+    if (bad.length > 0) fail(`config.json does not describe this file: ${bad.map(([k, v]) => `${k} ${String(hf[k as keyof HfViTConfigJson])} in config.json vs ${String(v)} in the weights`).join(', ')}`);
+    if (hf.image_size !== undefined && hf.image_size !== imageSize) notes.push(`config.json's image_size ${hf.image_size} differs from the ${imageSize} of the position embedding: ${imageSize} is used (the grid the weights were trained at)`);
+    if (hf.hidden_act !== undefined && hf.hidden_act !== 'gelu') fail(`hidden_act '${hf.hidden_act}' in config.json: only 'gelu' (exact, as timm's ViT / DeiT) is supported`);
+    if (hf.num_attention_heads !== undefined) {
+      if (heads !== undefined && heads !== hf.num_attention_heads) fail(`heads ${heads} given, but config.json says num_attention_heads ${hf.num_attention_heads}`);
+      heads = hf.num_attention_heads;
+      notes.push(`heads ${heads} from config.json (num_attention_heads)`);
+    }
+    if (hf.layer_norm_eps !== undefined) {
+      eps = hf.layer_norm_eps;
+      notes.push(`layerNormEps ${eps} from config.json (layer_norm_eps)`);
+    }
+  }
   if (opts.preset !== undefined) {
     const p = PRESETS[opts.preset];
     if (!p) throw new Error(`timmConfigFromFile: unknown preset '${opts.preset}'; available: ${Object.keys(PRESETS).join(', ')}`);
@@ -412,15 +472,24 @@ export function timmConfigFromFile(path: string, opts: { heads?: number; preset?
       heads = pc.heads;
       notes.push(`heads ${heads} from preset '${opts.preset}'`);
     }
-  } else if (heads !== undefined) {
+  } else if (heads !== undefined && hf?.num_attention_heads === undefined) {
     notes.push(`heads ${heads} given`);
   }
-  if (heads === undefined) {
-    const guess = dim % 64 === 0 ? ` (the ViT / DeiT models of timm use head width 64, which would give heads = ${dim / 64} for width ${dim})` : '';
-    fail(`the number of attention heads cannot be inferred from tensor shapes: pass { heads } or { preset }${guess}`);
-  }
+  if (heads === undefined) fail(`the number of attention heads cannot be inferred from tensor shapes: pass { heads } or { preset }${headsGuess(dim)}`);
   if (dim % heads! !== 0) fail(`width ${dim} is not divisible by ${heads} heads`);
 
-  const config: ViTPresetConfig & Partial<ViTConfig> = { imageSize, inChannels, patchSize, numClasses, dim, depth, heads: heads!, mlpRatio, qkvBias, distToken, layerNormEps };
+  const config: ViTPresetConfig & Partial<ViTConfig> = { imageSize, inChannels, patchSize, numClasses, dim, depth, heads: heads!, mlpRatio, qkvBias, distToken, layerNormEps: eps };
   return { naming: n.naming, config, notes };
 }
+
+// ---------------------------------------------------------------------------------------------
+// Input normalisation
+
+/**
+ * Named input normalisations of timm (timm/data/constants.py): IMAGENET_DEFAULT_* (DeiT, most
+ * ImageNet-1k models) and IMAGENET_INCEPTION_* (0.5 / 0.5: the original ViT and the augreg ViTs).
+ */
+export const NAMED_NORMALIZATIONS: Readonly<Record<string, { mean: readonly number[]; std: readonly number[] }>> = Object.freeze({
+  imagenet: { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] },
+  inception: { mean: [0.5, 0.5, 0.5], std: [0.5, 0.5, 0.5] },
+});

@@ -68,6 +68,28 @@ const PRESET_TABLE = {
     description: "DeiT-B (timm's deit_base_patch16_224)",
     config: { imageSize: 224, inChannels: 3, patchSize: 16, numClasses: 1000, dim: 768, depth: 12, heads: 12 },
   },
+  // DeiT-Ti's width and heads at 224×224×3 with 2 / 3 / 4 blocks: students of a DeiT-Ti teacher
+  // (weight selection copies its first blocks exactly; ~6× / 4× / 3× fewer FLOPs than its 12).
+  'deit-tiny-student-2': {
+    family: 'vit',
+    description: 'DeiT-Ti student: 224×224×3, patch 16, width 192, 3 heads, 2 blocks',
+    config: { imageSize: 224, inChannels: 3, patchSize: 16, numClasses: 1000, dim: 192, depth: 2, heads: 3 },
+  },
+  'deit-tiny-student-3': {
+    family: 'vit',
+    description: 'DeiT-Ti student: 224×224×3, patch 16, width 192, 3 heads, 3 blocks',
+    config: { imageSize: 224, inChannels: 3, patchSize: 16, numClasses: 1000, dim: 192, depth: 3, heads: 3 },
+  },
+  'deit-tiny-student-4': {
+    family: 'vit',
+    description: 'DeiT-Ti student: 224×224×3, patch 16, width 192, 3 heads, 4 blocks',
+    config: { imageSize: 224, inChannels: 3, patchSize: 16, numClasses: 1000, dim: 192, depth: 4, heads: 3 },
+  },
+  vit: {
+    family: 'vit',
+    description: "a ViT / DeiT sized entirely by its overrides: the preset of imported timm / Hugging Face checkpoints (without overrides, DeiT-Ti's sizes)",
+    config: { imageSize: 224, inChannels: 3, patchSize: 16, numClasses: 1000, dim: 192, depth: 12, heads: 3 },
+  },
   'lenet5-28': {
     family: 'lenet5',
     description: "DAFL's LeNet-5 teacher (conv 6-16-120, fc 84) for 28×28 grey images: first conv padded by 2 instead of resizing to 32",
