@@ -56,7 +56,7 @@ export function synthesisFigures(teacher: Classifier, x: Tensor, numClasses: num
     const out: Record<string, number> = { 'synth/classes': covered, 'synth/collapsed': covered <= COLLAPSE_MAX_CLASSES && numClasses > COLLAPSE_MAX_CLASSES ? 1 : 0 };
     const d = withinClassDiversity(feature.contiguous().data() as Float32Array, feature.shape[1]!, labels);
     // NaN (no two samples share a class) must not read as a NaN loss: log 0 diversity then.
-    out['synth/diversity'] = Number.isFinite(d) ? d : 0;
+    out['synth/diversity'] = Number.isFinite(d) ? Math.max(0, d) : 0;
     if (numClasses <= MAX_SHARE_CLASSES) for (let c = 0; c < numClasses; c++) out[`synth/share_${c}`] = counts[c]! / n;
     return out;
   });

@@ -264,6 +264,16 @@ export function metricsCharts(rows: readonly MetricsRow[]): { title: string; svg
   const named: Record<string, string> = { G: 'Generator / synthesis losses (G/…)', S: 'Student losses (S/…)' };
   const order = [...groups.keys()].sort((a, b) => rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
   for (const g of order) {
+    if (g === 'synth') {
+      // The collapse guard (distill/collapse.ts), beside the validation curve: classes the teacher
+      // sees in the synthetic batches, their shares, and within-class diversity.
+      const ks = groups.get(g)!;
+      const shares = ks.filter((k) => k.startsWith('synth/share_'));
+      add('Synthetic batches: classes the teacher sees (synth/classes)', ks.filter((k) => k === 'synth/classes').map((k) => seriesOf(rows, xKey, k)), xLabel, 'classes');
+      if (shares.length > 0) add('Synthetic batches: share of each class (synth/share_c)', shares.map((k) => seriesOf(rows, xKey, k)), xLabel, 'share', [0, 1]);
+      add('Synthetic batches: within-class diversity and collapsed fraction', ks.filter((k) => k === 'synth/diversity' || k === 'synth/collapsed').map((k) => seriesOf(rows, xKey, k)), xLabel, 'value');
+      continue;
+    }
     const title = g === '' ? 'Other metrics' : (named[g] ?? `${g}/… metrics`);
     add(title, groups.get(g)!.map((k) => seriesOf(rows, xKey, k)), xLabel, g === '' ? 'value' : 'loss');
   }
