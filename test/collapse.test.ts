@@ -27,3 +27,30 @@ test('collapseSummary: rows where at least half the batches collapsed, the first
   assert.deepEqual(collapseSummary(file), { collapsed_rows: 2, rows: 3, first_collapsed_iteration: 20, min_classes: 1, final_diversity: 0 });
   assert.deepEqual(collapseSummary(path.join(path.dirname(file), 'none.jsonl')), { collapsed_rows: 0, rows: 0, first_collapsed_iteration: null, min_classes: null, final_diversity: null });
 });
+
+test('CLI: dafl at the published lr_G 0.2 collapses on the shipped LeNet pair and says so; the default lr_G does not (batch 128, 60 iterations)', async () => {
+  const { spawn } = await import('node:child_process');
+  const cli = path.resolve('dist/src/cli/main.js');
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-collapse-cli-'));
+  const run = (out: string, extra: string[]): Promise<{ code: number | null; stdout: string }> =>
+    new Promise((resolve) => {
+      const args = ['distill', '--teacher', path.resolve('teachers/mnist-lenet5'), '--student', 'lenet5-half-28', '--method', 'dafl', '--iterations', '60', '--batch', '128', '--eval-every', '20', '--threads', '1', '--no-report', '--out', path.join(root, out), ...extra];
+      const c = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let stdout = '';
+      c.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      c.on('exit', (code) => resolve({ code, stdout }));
+    });
+  // The two runs side by side (one thread each).
+  const [bad, good] = await Promise.all([run('published', ['--lr-g', '0.2']), run('default', [])]);
+  assert.equal(bad.code, 0);
+  assert.match(bad.stdout, /warning: the synthetic data collapsed/);
+  const rb = JSON.parse(fs.readFileSync(path.join(root, 'published', 'result.json'), 'utf8'));
+  assert.ok(rb.collapse.collapsed_rows >= 2 && rb.collapse.min_classes <= 2, JSON.stringify(rb.collapse));
+  assert.ok(rb.test_acc < 0.2, `collapsed run at ${rb.test_acc}`);
+  assert.equal(good.code, 0);
+  assert.doesNotMatch(good.stdout, /collapsed/);
+  const rg = JSON.parse(fs.readFileSync(path.join(root, 'default', 'result.json'), 'utf8'));
+  assert.equal(rg.collapse.collapsed_rows, 0);
+  assert.ok(rg.test_acc > 0.3, `default dafl at ${rg.test_acc}`);
+  fs.rmSync(root, { recursive: true, force: true });
+});
