@@ -204,7 +204,6 @@ for (const [name, f] of detectFlags) {
 distill.action(async (given: DistillCliOptions & ImportCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   const { checkBudgetFlags, resumeOptions } = await import('./distill.js');
   checkBudgetFlags(given);
-  if (given.force && given.resume) throw new Error('--force starts a new run and --resume continues one: give one of them');
   // --resume: the run's own settings for every flag not given, a refusal for a given one that differs.
   let o = given;
   if (given.resume) {
