@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // dfkd: the command-line interface. Thin: parse, call the library, print, exit with a code.
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { METHODS } from '../distill/methods/index.js';
 import { hparamFlags, kebab, type DistillCliOptions } from './distill.js';
@@ -216,6 +217,7 @@ distill.action(async (given: DistillCliOptions & ImportCliOptions & { threads?: 
   const { defaultDistillOut } = await import('./distill.js');
   const { prepareRunFolder } = await import('./run-folder.js');
   o.out ??= defaultDistillOut(o.method);
+  if (!existsSync(o.teacher)) throw new Error(`the teacher ${o.teacher} does not exist (a dfkd run or teacher folder, or a timm / Hugging Face checkpoint)`);
   // The folder first: a foreign teacher is imported into <out>/teacher.
   prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
   o.folderReady = true;

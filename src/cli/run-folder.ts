@@ -2,7 +2,7 @@
 // that already holds something refuses, naming --resume (continue it) and --force (move it aside
 // first, keeping it); --resume needs a checkpoint to resume from; --force and --resume exclude each
 // other. Used by dfkd distill (both tasks) and dfkd train (both tasks) before anything is loaded.
-import { existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkpointPaths, previousCheckpointPath } from '../export/checkpoint.js';
 
@@ -23,6 +23,7 @@ export function asideName(out: string, now = new Date()): string {
 /**
  * Makes `out` ready for a run: with `resume`, it must hold a checkpoint; without, it must be absent
  * or empty — or, with `force`, what it holds is moved aside (renamed, never deleted) and logged.
+ * It does not create `out` (the run's first write does), so a run that fails to start leaves none.
  */
 export function prepareRunFolder(out: string, o: { resume?: boolean; force?: boolean }, log: (line: string) => void = () => {}): void {
   if (o.resume && o.force) throw new Error('--force starts a new run and --resume continues one: give one of them');
@@ -43,5 +44,5 @@ export function prepareRunFolder(out: string, o: { resume?: boolean; force?: boo
       log(`--force: moved ${what} in ${out} aside to ${aside}`);
     }
   }
-  mkdirSync(out, { recursive: true });
+  // Not created here: the run's first write makes it, so a run that cannot start leaves no folder.
 }
