@@ -24,7 +24,7 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 # libopenblas0-pthread matters: without it Debian's libtorch uses reference BLAS and a ViT
 # training step is ~15x slower (ARCHITECTURE.md). dataset-fashion-mnist is the real Fashion-MNIST.
 # chromium runs the browser demo's end-to-end test (driven by playwright-core, no browser download).
-PKGS=(libopenblas0-pthread dataset-fashion-mnist g++ make python3 chromium)
+PKGS=(libopenblas0-pthread dataset-fashion-mnist g++ make python3 chromium libgloo-dev)
 if [ -z "${LIBTORCH:-}" ]; then PKGS+=(libtorch-dev); fi
 MISSING=()
 for p in "${PKGS[@]}"; do

@@ -21,7 +21,21 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+// NCCL only where the LibTorch has it (a CUDA LibTorch: torch-config.cjs defines VIT_DFKD_NCCL when
+// libtorch_cuda.so is present) and its header is on the include path; the CPU build has Gloo only.
+#if defined(VIT_DFKD_NCCL) && __has_include(<nccl.h>)
+#define USE_C10D_NCCL 1
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#define VIT_DFKD_HAVE_NCCL 1
+#endif
+
 #include <malloc.h>
+
+#include <chrono>
 
 #include <atomic>
 #include <cmath>
@@ -935,6 +949,304 @@ void tuneMalloc() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Data parallelism on libtorch's c10d (issue 16): a store (FileStore on one machine, TCPStore across
+// machines) and a process group (Gloo on CPU, NCCL when compiled in). The collectives run in place on
+// tensors and block until done; every one waits at most `timeoutMs` (Work::wait(timeout) and the
+// group's own timeout), so a dead peer is a JS exception ("... timed out" or Gloo's "connection
+// closed by peer"), never a hang or an abort.
+//
+// Groups are kept in a table of raw pointers that is never destroyed at process exit on purpose: a
+// group whose collective timed out still has a Gloo worker blocked on the dead peer, and joining it
+// from a static destructor would hang the exit. distDestroy releases a group explicitly.
+
+struct DistGroup {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroup> pg;
+  std::string backend;
+  int rank = 0;
+  int size = 1;
+  std::chrono::milliseconds timeout{0};
+};
+
+std::vector<DistGroup*>& distGroups() {
+  static auto* groups = new std::vector<DistGroup*>();  // leaked on purpose, see above
+  return *groups;
+}
+
+template <typename F>
+Napi::Value distGuarded(Napi::Env env, const std::string& what, F&& f) {
+  try {
+    return f();
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const c10::Error& e) {
+    throw Napi::Error::New(env, what + ": " + e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, what + ": " + e.what());
+  } catch (...) {
+    throw Napi::Error::New(env, what + ": unknown native error");
+  }
+}
+
+std::string optString(const Napi::Object& o, const char* key, const std::string& fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : fallback;
+}
+
+int64_t optInt(const Napi::Object& o, const char* key, int64_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Int64Value() : fallback;
+}
+
+DistGroup& groupArg(const Napi::Value& v, const char* what) {
+  auto& groups = distGroups();
+  const int64_t id = v.IsNumber() ? v.As<Napi::Number>().Int64Value() : -1;
+  if (id < 0 || static_cast<size_t>(id) >= groups.size() || groups[id] == nullptr) {
+    throw Napi::Error::New(v.Env(), std::string(what) + ": process group was destroyed or never made");
+  }
+  return *groups[id];
+}
+
+std::chrono::milliseconds timeoutArg(const Napi::CallbackInfo& info, size_t i, const DistGroup& g) {
+  if (info.Length() > i && info[i].IsNumber()) {
+    const int64_t ms = info[i].As<Napi::Number>().Int64Value();
+    if (ms > 0) return std::chrono::milliseconds(ms);
+  }
+  return g.timeout;
+}
+
+std::vector<at::Tensor> tensorsArg(const Napi::Value& v, const char* what) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), std::string(what) + ": expected an array of tensors");
+  Napi::Array arr = v.As<Napi::Array>();
+  std::vector<at::Tensor> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    const at::Tensor& t = tensorOf(arr.Get(i), what);
+    if (!t.is_contiguous()) throw Napi::Error::New(v.Env(), std::string(what) + ": tensors must be contiguous");
+    out.push_back(t);
+  }
+  return out;
+}
+
+/** Waits for one collective; a timeout or a peer's failure becomes an exception naming `what`. */
+void waitWork(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseconds timeout, const std::string& what) {
+  bool ok = false;
+  try {
+    ok = work->wait(timeout);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(std::string(e.what_without_backtrace()));
+  }
+  if (!ok) throw std::runtime_error(what + " did not complete");
+}
+
+// distInit({backend, store: 'file'|'tcp', path, host, port, rank, worldSize, timeoutMs, device,
+//           interface}) -> group id
+Napi::Value DistInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsObject()) throw Napi::TypeError::New(env, "distInit: expected an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const std::string backend = optString(o, "backend", "gloo");
+  const std::string storeKind = optString(o, "store", "file");
+  const int64_t rank = optInt(o, "rank", -1);
+  const int64_t size = optInt(o, "worldSize", -1);
+  const int64_t timeoutMs = optInt(o, "timeoutMs", 60000);
+  if (size < 1 || rank < 0 || rank >= size) {
+    throw Napi::RangeError::New(env, "distInit: need 0 <= rank < worldSize, got rank " + std::to_string(rank) +
+                                         ", worldSize " + std::to_string(size));
+  }
+  if (timeoutMs <= 0) throw Napi::RangeError::New(env, "distInit: timeoutMs must be positive");
+  return distGuarded(env, "distInit", [&]() -> Napi::Value {
+    auto g = std::make_unique<DistGroup>();
+    g->backend = backend;
+    g->rank = static_cast<int>(rank);
+    g->size = static_cast<int>(size);
+    g->timeout = std::chrono::milliseconds(timeoutMs);
+    if (storeKind == "file") {
+      const std::string path = optString(o, "path", "");
+      if (path.empty()) throw Napi::Error::New(env, "distInit: a file store needs a path");
+      g->store = c10::make_intrusive<c10d::FileStore>(path, static_cast<int>(size));
+    } else if (storeKind == "tcp") {
+      const std::string host = optString(o, "host", "");
+      const int64_t port = optInt(o, "port", -1);
+      if (host.empty()) throw Napi::Error::New(env, "distInit: a TCP store needs a host (--master-addr)");
+      if (port < 1 || port > 65535) throw Napi::RangeError::New(env, "distInit: port must be 1..65535");
+      c10d::TCPStoreOptions so;
+      so.port = static_cast<uint16_t>(port);
+      so.isServer = rank == 0;
+      so.numWorkers = static_cast<size_t>(size);
+      so.waitWorkers = true;
+      so.timeout = g->timeout;
+      g->store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    } else {
+      throw Napi::Error::New(env, "distInit: unknown store '" + storeKind + "' (file or tcp)");
+    }
+    g->store->setTimeout(g->timeout);
+    if (backend == "gloo") {
+      auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
+      const std::string iface = optString(o, "interface", "");
+      const std::string device = optString(o, "device", "");
+      if (!iface.empty()) {
+        opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(iface));
+      } else if (!device.empty()) {
+        opts->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(device));
+      } else {
+        opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      }
+      // One collective runs at a time (the training loop waits for each), so one worker thread.
+      opts->threads = 1;
+      g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(g->store, g->rank, g->size, opts);
+    } else if (backend == "nccl") {
+#ifdef VIT_DFKD_HAVE_NCCL
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = g->timeout;
+      g->pg = c10::make_intrusive<c10d::ProcessGroupNCCL>(g->store, g->rank, g->size, opts);
+#else
+      throw Napi::Error::New(env, "distInit: this build has no NCCL (build against a CUDA LibTorch with LIBTORCH=...)");
+#endif
+    } else {
+      throw Napi::Error::New(env, "distInit: unknown backend '" + backend + "' (gloo or nccl)");
+    }
+    auto& groups = distGroups();
+    groups.push_back(g.release());
+    return Napi::Number::New(env, static_cast<double>(groups.size() - 1));
+  });
+}
+
+// distAllReduce(group, tensors[], op: 'sum'|'avg'|'max'|'min', timeoutMs?) — in place, one
+// collective per tensor (Gloo's allreduce takes one tensor per device).
+Napi::Value DistAllReduce(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DistGroup& g = groupArg(info[0], "distAllReduce");
+  std::vector<at::Tensor> tensors = tensorsArg(info[1], "distAllReduce");
+  const std::string op = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "sum";
+  const auto timeout = timeoutArg(info, 3, g);
+  return distGuarded(env, "distAllReduce", [&]() -> Napi::Value {
+    c10d::AllreduceOptions opts;
+    opts.timeout = timeout;
+    // Gloo has no AVG: sum, then divide by the world size (what DDP does with its gradients).
+    bool average = false;
+    if (op == "sum") opts.reduceOp = c10d::ReduceOp::SUM;
+    else if (op == "avg") { opts.reduceOp = c10d::ReduceOp::SUM; average = true; }
+    else if (op == "max") opts.reduceOp = c10d::ReduceOp::MAX;
+    else if (op == "min") opts.reduceOp = c10d::ReduceOp::MIN;
+    else throw Napi::Error::New(env, "distAllReduce: unknown op '" + op + "' (sum, avg, max, min)");
+    c10::InferenceMode guard;  // in-place on leaves' grads: no autograd bookkeeping
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one{t};
+      waitWork(g.pg->allreduce(one, opts), timeout,
+               "allreduce (rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + ", timeout " +
+                   std::to_string(timeout.count()) + " ms)");
+      if (average) t.div_(g.size);
+    }
+    return env.Undefined();
+  });
+}
+
+// distAllReduceBuckets(group, tensors[], op: 'sum'|'avg', bucketBytes, timeoutMs?) — DDP's gradient
+// reduction: the tensors (one dtype) are packed in order into flat buckets of about `bucketBytes`,
+// each bucket is all-reduced as one collective, and the results are copied back in place. Fewer,
+// larger messages than one collective per tensor (a ViT's ~100 parameter tensors).
+Napi::Value DistAllReduceBuckets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DistGroup& g = groupArg(info[0], "distAllReduceBuckets");
+  std::vector<at::Tensor> tensors = tensorsArg(info[1], "distAllReduceBuckets");
+  const std::string op = info.Length() > 2 && info[2].IsString() ? info[2].As<Napi::String>().Utf8Value() : "sum";
+  const int64_t bucketBytes = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : (25 << 20);
+  const auto timeout = timeoutArg(info, 4, g);
+  if (op != "sum" && op != "avg") throw Napi::Error::New(env, "distAllReduceBuckets: op must be sum or avg");
+  return distGuarded(env, "distAllReduceBuckets", [&]() -> Napi::Value {
+    c10::InferenceMode guard;
+    c10d::AllreduceOptions opts;
+    opts.reduceOp = c10d::ReduceOp::SUM;
+    opts.timeout = timeout;
+    size_t i = 0;
+    while (i < tensors.size()) {
+      size_t j = i;
+      int64_t bytes = 0;
+      while (j < tensors.size() && (j == i || bytes + static_cast<int64_t>(tensors[j].nbytes()) <= bucketBytes)) {
+        if (tensors[j].scalar_type() != tensors[i].scalar_type() || tensors[j].device() != tensors[i].device()) break;
+        bytes += static_cast<int64_t>(tensors[j].nbytes());
+        ++j;
+      }
+      std::vector<at::Tensor> flat;
+      for (size_t k = i; k < j; ++k) flat.push_back(tensors[k].reshape({-1}));
+      std::vector<at::Tensor> bucket{at::cat(flat)};
+      waitWork(g.pg->allreduce(bucket, opts), timeout,
+               "gradient all-reduce (rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) +
+                   ", timeout " + std::to_string(timeout.count()) + " ms)");
+      if (op == "avg") bucket[0].div_(g.size);
+      int64_t offset = 0;
+      for (size_t k = i; k < j; ++k) {
+        const int64_t n = tensors[k].numel();
+        tensors[k].copy_(bucket[0].narrow(0, offset, n).view(tensors[k].sizes()));
+        offset += n;
+      }
+      i = j;
+    }
+    return env.Undefined();
+  });
+}
+
+// distBroadcast(group, tensors[], root, timeoutMs?) — in place.
+Napi::Value DistBroadcast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DistGroup& g = groupArg(info[0], "distBroadcast");
+  std::vector<at::Tensor> tensors = tensorsArg(info[1], "distBroadcast");
+  const int64_t root = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 0;
+  if (root < 0 || root >= g.size) throw Napi::RangeError::New(env, "distBroadcast: root out of range");
+  const auto timeout = timeoutArg(info, 3, g);
+  return distGuarded(env, "distBroadcast", [&]() -> Napi::Value {
+    c10d::BroadcastOptions opts;
+    opts.rootRank = root;
+    opts.timeout = timeout;
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one{t};
+      waitWork(g.pg->broadcast(one, opts), timeout,
+               "broadcast (rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + ", timeout " +
+                   std::to_string(timeout.count()) + " ms)");
+    }
+    return env.Undefined();
+  });
+}
+
+// distBarrier(group, timeoutMs?)
+Napi::Value DistBarrier(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DistGroup& g = groupArg(info[0], "distBarrier");
+  const auto timeout = timeoutArg(info, 1, g);
+  return distGuarded(env, "distBarrier", [&]() -> Napi::Value {
+    c10d::BarrierOptions opts;
+    opts.timeout = timeout;
+    waitWork(g.pg->barrier(opts), timeout,
+             "barrier (rank " + std::to_string(g.rank) + " of " + std::to_string(g.size) + ", timeout " +
+                 std::to_string(timeout.count()) + " ms)");
+    return env.Undefined();
+  });
+}
+
+// distDestroy(group) — releases the group (joins its workers: call only after collectives succeeded).
+Napi::Value DistDestroy(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  DistGroup& g = groupArg(info[0], "distDestroy");
+  const int64_t id = info[0].As<Napi::Number>().Int64Value();
+  return distGuarded(env, "distDestroy", [&]() -> Napi::Value {
+    distGroups()[id] = nullptr;
+    delete &g;
+    return env.Undefined();
+  });
+}
+
+// distBackends() -> the backends this build has.
+Napi::Value DistBackends(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto arr = Napi::Array::New(env);
+  arr.Set(0u, Napi::String::New(env, "gloo"));
+#ifdef VIT_DFKD_HAVE_NCCL
+  arr.Set(1u, Napi::String::New(env, "nccl"));
+#endif
+  return arr;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   chooseCpuCapability();
   tuneMalloc();
@@ -976,6 +1288,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
       {"cudaAvailable", CudaAvailable},
       {"cudaDeviceCount", CudaDeviceCount},
       {"buildConfig", BuildConfig},
+      {"distInit", DistInit},
+      {"distAllReduce", DistAllReduce},
+      {"distAllReduceBuckets", DistAllReduceBuckets},
+      {"distBroadcast", DistBroadcast},
+      {"distBarrier", DistBarrier},
+      {"distDestroy", DistDestroy},
+      {"distBackends", DistBackends},
   };
   for (const auto& [name, fn] : fns) exports.Set(name, Napi::Function::New(env, fn, name));
   return exports;

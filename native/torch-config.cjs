@@ -21,6 +21,14 @@ function abiFlag() {
   return '-D_GLIBCXX_USE_CXX11_ABI=1'; // Debian builds everything with the C++11 ABI
 }
 
+// c10d's headers hide each process group behind its USE_C10D_* macro. Gloo is in every libtorch_cpu
+// (its headers come from Debian's libgloo-dev or the LibTorch zip); NCCL only in a CUDA LibTorch.
+function distFlags() {
+  const flags = ['-DUSE_C10D_GLOO'];
+  if (root && fs.existsSync(path.join(root, 'lib', 'libtorch_cuda.so'))) flags.push('-DVIT_DFKD_NCCL');
+  return flags;
+}
+
 function libs() {
   const names = ['torch', 'torch_cpu', 'c10'];
   if (root) {
@@ -49,7 +57,7 @@ if (!root && !fs.existsSync('/usr/include/ATen/ATen.h')) {
 
 switch (what) {
   case '--include': console.log(includes().join(' ')); break;
-  case '--cflags': console.log(abiFlag()); break;
+  case '--cflags': console.log([abiFlag(), ...distFlags()].join(' ')); break;
   case '--libs': console.log(libs().join(' ')); break;
   default: process.stderr.write(`usage: torch-config.cjs --include|--cflags|--libs\n`); process.exit(2);
 }

@@ -46,6 +46,14 @@ export interface NativeBinding {
   cudaAvailable(): boolean;
   cudaDeviceCount(): number;
   buildConfig(): string;
+  // c10d (src/dist/process-group.ts types these)
+  distInit(options: Record<string, unknown>): number;
+  distAllReduce(group: number, tensors: NativeHandle[], op: string, timeoutMs?: number): void;
+  distAllReduceBuckets(group: number, tensors: NativeHandle[], op: string, bucketBytes: number, timeoutMs?: number): void;
+  distBroadcast(group: number, tensors: NativeHandle[], root: number, timeoutMs?: number): void;
+  distBarrier(group: number, timeoutMs?: number): void;
+  distDestroy(group: number): void;
+  distBackends(): string[];
 }
 
 function addonPath(): string {
