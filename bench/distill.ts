@@ -100,7 +100,7 @@ function runOne(
   process.stderr.write(`\n== ${label}: ${method} ${JSON.stringify(hparams)} student-init ${studentInit} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
   const result = runDistillation({ teacher: o.teacher, student: o.student, method, hparams, loop: loopConfig(o), studentInit }, out, {
     onEval: (row) => process.stderr.write(`  it ${row.iteration} ${row.seconds.toFixed(0)} s: val ${(100 * (row.val_acc ?? 0)).toFixed(2)}%\n`),
-  });
+  })!; // a single process: always rank 0's result
   process.stderr.write(`  test ${(100 * result.test_acc).toFixed(2)}% retention ${(100 * result.retention).toFixed(2)}% (${result.iterations} it)\n`);
   return { result, curve: curve(out) };
 }

@@ -571,7 +571,7 @@ describe('runDistillation', () => {
     const result: DistillResult = runDistillation(
       { teacher: teacherDir, student: 'vit-tiny-28', method: 'noise', hparams: {}, loop: loopCfg(2, { evalEvery: 2, checkpointEvery: 2 }) },
       out,
-    );
+    )!;
     const onDisk = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as DistillResult;
     assert.deepEqual(onDisk, result);
     for (const k of ['test_acc', 'teacher_test_acc', 'retention', 'student_params', 'teacher_params', 'student_flops', 'teacher_flops'] as const) {

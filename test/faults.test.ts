@@ -99,6 +99,11 @@ describe('refused and explicit', () => {
     assert.match(dfkd('distill', '--out', empty, '--resume').stderr, /has no checkpoint to resume from/);
     assert.match(dfkd('distill', '--out', out, '--resume', '--extend-minutes', '1').stderr, /has an iterations budget \(5\); use --extend-iterations/);
     assert.match(dfkd(...classify, '--out', path.join(tmp, 'x'), '--extend-iterations', '3').stderr, /add --resume/);
+    // A resume that fails after recording its extension (here: 2 ranks for a 1-process run) is given
+    // again as it was: the extension from the same checkpoint applies once.
+    const ranks = dfkd('distill', '--out', out, '--resume', '--extend-iterations', '5', '--nproc', '2', '--threads', '2', '--no-report');
+    assert.notEqual(ranks.status, 0);
+    assert.match(ranks.stderr, /was run as 1 rank and this is 2: resume it with one process/);
     // The run's own settings (no flags) continue it; 5 more iterations on purpose reach 10.
     const ext = dfkd('distill', '--out', out, '--resume', '--extend-iterations', '5', '--threads', '1', '--no-report');
     assert.equal(ext.status, 0, ext.stderr);

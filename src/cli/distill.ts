@@ -2,6 +2,7 @@
 import { join, resolve } from 'node:path';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeJsonAtomic } from '../util/fs.js';
+import { readCheckpointConfig } from '../export/checkpoint.js';
 import { prepareRunFolder } from './run-folder.js';
 import { COLLAPSE_MAX_CLASSES } from '../distill/collapse.js';
 import { checkRunInputs, runDistillation, type DistillResult, type DistillRunConfig } from '../distill/run.js';
@@ -9,9 +10,10 @@ import { METHODS } from '../distill/methods/index.js';
 import type { LoopConfig } from '../distill/loop.js';
 import { classGrid, saveGridLayout, savePng } from '../report/png.js';
 import { writeRunReport } from '../report/html.js';
-import { progressBar } from './progress.js';
+import { progressBar, silentProgress } from './progress.js';
+import { dataParallel } from '../dist/data-parallel.js';
 
-const say = (s: string): void => void process.stdout.write(`${s}\n`);
+const sayLine = (s: string): void => void process.stdout.write(`${s}\n`);
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
 export const kebab = (s: string): string => s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
@@ -87,6 +89,23 @@ interface SavedRunConfig {
   method_hparams?: Record<string, number | string | boolean>;
   loop: Omit<LoopConfig, 'minutes'> & { minutes: number | null };
   generatorProcess?: boolean;
+  /** The --extend-* given on resumes, in order (each from the checkpoint at `at_iteration`). */
+  extensions?: BudgetExtension[];
+}
+
+interface BudgetExtension {
+  at_iteration: number;
+  minutes?: number;
+  iterations?: number;
+}
+
+/** The iteration of a run folder's last checkpoint (0 without one). */
+function checkpointIteration(out: string): number {
+  try {
+    return readCheckpointConfig<{ state?: { iteration?: number } }>(join(out, 'checkpoints', 'last')).state?.iteration ?? 0;
+  } catch {
+    return 0;
+  }
 }
 
 /**
@@ -159,10 +178,20 @@ export function resumeOptions(o: DistillCliOptions, explicit?: Set<string>): Dis
     const byMinutes = o.extendMinutes !== undefined;
     if (byMinutes && !Number.isFinite(savedMinutes)) throw new Error(`--extend-minutes: ${o.out} has an iterations budget (${savedIterations}); use --extend-iterations`);
     if (!byMinutes && savedIterations === Number.MAX_SAFE_INTEGER) throw new Error(`--extend-iterations: ${o.out} has a time budget (${savedMinutes} min); use --extend-minutes`);
-    if (byMinutes) r.minutes = savedMinutes + o.extendMinutes!;
-    else r.iterations = savedIterations + o.extendIterations!;
-    // Recorded, so a later --resume compares against the extended budget.
-    writeJsonAtomic(file, { ...saved, loop: { ...saved.loop, ...(byMinutes ? { minutes: r.minutes } : { iterations: r.iterations }) } });
+    // "From checkpoint X, N more": the same extension from the same checkpoint applies once, so a
+    // resume that failed after recording it, or every rank of a data-parallel run, can give it again.
+    const atIteration = checkpointIteration(o.out);
+    const ext: BudgetExtension = byMinutes ? { at_iteration: atIteration, minutes: o.extendMinutes } : { at_iteration: atIteration, iterations: o.extendIterations };
+    const prev = saved.extensions?.at(-1);
+    if (prev && prev.at_iteration === ext.at_iteration && prev.minutes === ext.minutes && prev.iterations === ext.iterations) {
+      r.minutes = savedMinutes;
+      r.iterations = savedIterations;
+    } else {
+      if (byMinutes) r.minutes = savedMinutes + o.extendMinutes!;
+      else r.iterations = savedIterations + o.extendIterations!;
+      // Recorded, so a later --resume compares against the extended budget.
+      writeJsonAtomic(file, { ...saved, loop: { ...saved.loop, ...(byMinutes ? { minutes: r.minutes } : { iterations: r.iterations }) }, extensions: [...(saved.extensions ?? []), ext] });
+    }
   }
   return r;
 }
@@ -178,7 +207,10 @@ export function defaultDistillOut(method: string): string {
   return join('runs', `distill-${method}-${new Date().toISOString().replace(/[:.]/g, '-')}`);
 }
 
-export function runDistillCommand(o: DistillCliOptions): DistillResult {
+export function runDistillCommand(o: DistillCliOptions): DistillResult | null {
+  // Data-parallel ranks other than 0 work silently: rank 0 speaks for the run.
+  const quiet = (dataParallel()?.rank ?? 0) > 0;
+  const say = quiet ? (): void => {} : sayLine;
   const spec = METHODS[o.method];
   if (!spec) throw new Error(`unknown method '${o.method}'; available: ${Object.keys(METHODS).join(', ')}`);
   const hparams: Record<string, number | boolean> = {};
@@ -195,7 +227,7 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
   const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill: ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);
-  const bar = progressBar('distill', '{logs} | val {val} | {ips} it/s');
+  const bar = quiet ? silentProgress : progressBar('distill', '{logs} | val {val} | {ips} it/s');
   let lastVal = 'n/a';
   const result = runDistillation(cfg, out, {
     resume: o.resume,
@@ -221,6 +253,7 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
     },
   });
   bar.stop();
+  if (!result) return null; // a data-parallel rank other than 0: rank 0 reports
   if (o.report) writeRunReport(out);
   const c = result.collapse;
   if (c.collapsed_rows > 0) {
@@ -228,6 +261,6 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult {
   }
   say(`student test accuracy ${pct(result.test_acc)} | teacher ${pct(result.teacher_test_acc)} | retention ${pct(result.retention)}`);
   say(`student ${result.student_params.toLocaleString()} params, ${(result.student_flops / 1e6).toFixed(2)} MFLOPs | teacher ${result.teacher_params.toLocaleString()} params, ${(result.teacher_flops / 1e6).toFixed(2)} MFLOPs`);
-  say(`${result.iterations} iterations in ${result.seconds.toFixed(0)} s (${result.iterations_per_second.toFixed(2)} it/s); report: ${join(out, 'report.html')}`);
+  say(`${result.iterations} iterations in ${result.seconds.toFixed(0)} s (${result.iterations_per_second.toFixed(2)} it/s)${o.report ? `; report: ${join(out, 'report.html')}` : ''}`);
   return result;
 }

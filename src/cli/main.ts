@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // dfkd: the command-line interface. Thin: parse, call the library, print, exit with a code.
 import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { METHODS } from '../distill/methods/index.js';
 import { hparamFlags, kebab, type DistillCliOptions } from './distill.js';
 import { detectHparamFlags } from './detect-distill.js';
 import { addImportOptions, type ImportCliOptions } from './import.js';
+import type { DistCliOptions } from './launch.js';
 
 const program = new Command();
 
@@ -62,6 +64,17 @@ export interface TrainCliOptions {
 }
 
 /** The options given on the command line (or through the environment), as opposed to defaults. */
+/** Data-parallel flags (launch.ts), for distill and train. */
+function addDistOptions(cmd: Command): void {
+  cmd
+    .addOption(new Option('--nproc <n>', 'data-parallel: run as n ranks on this machine (c10d, Gloo; the threads are split between them; --batch is the global batch)').argParser(positiveInt))
+    .addOption(new Option('--rank <r>', "data-parallel across machines: this process's rank (0 … world size - 1; default: $RANK)").argParser(nonNegativeInt))
+    .addOption(new Option('--world-size <w>', 'data-parallel across machines: the number of ranks (default: $WORLD_SIZE)').argParser(positiveInt))
+    .option('--master-addr <host>', "rank 0's address, where it serves the c10d TCPStore (default: $MASTER_ADDR)")
+    .addOption(new Option('--master-port <port>', "rank 0's TCPStore port (default: $MASTER_PORT)").argParser(positiveInt))
+    .addOption(new Option('--dist-timeout <s>', 'data-parallel: seconds a rank waits for the others at any collective before the run fails').argParser(positiveNumber).default(300));
+}
+
 function explicitOptions(cmd: Command): Set<string> {
   return new Set(cmd.options.map((opt) => opt.attributeName()).filter((k) => ['cli', 'env'].includes(cmd.getOptionValueSource(k) ?? '')));
 }
@@ -190,6 +203,7 @@ const distill = program
   .addOption(new Option('--task <t>', "classify or detect (default: the teacher's: a DETR teacher distils with tgan, dfad, deepinv or kd; batch 32 unless given)").choices(['classify', 'detect']))
   .option('--dataset <spec>', 'timm / HF teacher: the labelled dataset the student and teacher are evaluated on (val / test only)');
 addImportOptions(distill);
+addDistOptions(distill);
 const classifyFlags = hparamFlags();
 const detectFlags = detectHparamFlags();
 const defaultsOf = (f: { defaults: Record<string, unknown> }): string => Object.entries(f.defaults).map(([m, v]) => `${m} ${v}`).join(', ');
@@ -202,9 +216,15 @@ for (const [name, f] of detectFlags) {
   if (classifyFlags.has(name)) continue;
   distill.addOption(new Option(`--${kebab(name)} <value>`, `detection hyper-parameter (default: ${defaultsOf(f)})`));
 }
-distill.action(async (given: DistillCliOptions & ImportCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
+distill.action(async (given: DistillCliOptions & ImportCliOptions & DistCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   const { checkBudgetFlags, resumeOptions } = await import('./distill.js');
+  const { distSettings, isLaunchedWorker, launchLocal } = await import('./launch.js');
   checkBudgetFlags(given);
+  const dist = distSettings(given);
+  const worker = isLaunchedWorker();
+  const launcher = !worker && (given.nproc ?? 1) > 1;
+  if ((launcher || dist) && given.generatorProcess) throw new Error('--generator-process and data-parallel ranks (--nproc, --world-size) do not go together: give the ranks the cores instead');
+  if (worker && process.env.DFKD_DIST_THREADS) given.threads = Number(process.env.DFKD_DIST_THREADS);
   // --resume: the run's own settings for every flag not given, a refusal for a given one that differs.
   let o = given;
   if (given.resume) {
@@ -212,16 +232,49 @@ distill.action(async (given: DistillCliOptions & ImportCliOptions & { threads?: 
     o = { ...given, ...r, task: given.task ?? (r.task === 'detect' ? 'detect' : undefined) };
   }
   for (const flag of ['teacher', 'student'] as const) if (!o[flag]) throw new Error(`required option '--${flag} <${flag === 'teacher' ? 'path' : 'preset'}>' not specified`);
+  if (worker) {
+    // A rank started by --nproc: the launcher prepared the folder and imported a foreign teacher.
+    o.teacher = process.env.DFKD_DIST_TEACHER ?? o.teacher;
+    o.folderReady = true;
+    o.out = process.env.DFKD_DIST_OUT ?? o.out;
+  }
   await engine(o.threads, o.device);
+  if (dist) {
+    const { initDataParallel } = await import('../dist/data-parallel.js');
+    if (dist.rank === 0 && !worker) process.stdout.write(`dfkd: rank 0 of ${dist.worldSize}: waiting for the other ranks at ${dist.store.kind === 'tcp' ? `${dist.store.host}:${dist.store.port}` : dist.store.path}\n`);
+    initDataParallel(dist);
+  }
+  if (worker) return runDistillTask(o, cmd);
   const { distillTeacherPath } = await import('./import.js');
   const { defaultDistillOut } = await import('./distill.js');
   const { prepareRunFolder } = await import('./run-folder.js');
+  if (dist && o.out === undefined) throw new Error('a data-parallel run needs --out, the same on every rank (the default folder is named after the time the rank started)');
   o.out ??= defaultDistillOut(o.method);
   if (!existsSync(o.teacher)) throw new Error(`the teacher ${o.teacher} does not exist (a dfkd run or teacher folder, or a timm / Hugging Face checkpoint)`);
-  // The folder first: a foreign teacher is imported into <out>/teacher.
-  prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
+  const { dataParallel } = await import('../dist/data-parallel.js');
+  const dp = dataParallel();
+  const { sharedRunFolder, markRunFolder } = await import('./launch.js');
+  if (dp && dp.rank > 0 && sharedRunFolder(o.out, dp.agreeMax([0])[0]!)) {
+    // Ranks started by hand on rank 0's machine (or a shared file system): rank 0 prepared the folder.
+    const { foreignCheckpoint } = await import('../models/load.js');
+    if (foreignCheckpoint(o.teacher)) o.teacher = join(o.out, 'teacher');
+  } else {
+    // The folder first: a foreign teacher is imported into <out>/teacher.
+    prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
+    o.teacher = await distillTeacherPath(o.teacher, o.out, o);
+    // Rank 0 marks the folder and tells the others, which then know whether they share it.
+    if (dp?.rank === 0) dp.agreeMax([markRunFolder(o.out)]);
+  }
   o.folderReady = true;
-  o.teacher = await distillTeacherPath(o.teacher, o.out, o);
+  if (launcher) {
+    const code = await launchLocal(given.nproc!, o.threads, { DFKD_DIST_TEACHER: o.teacher, DFKD_DIST_OUT: o.out });
+    process.exitCode = code;
+    return;
+  }
+  return runDistillTask(o, cmd);
+});
+
+async function runDistillTask(o: DistillCliOptions & ImportCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command): Promise<void> {
   const { isDetectorCheckpoint } = await import('../detect/run.js');
   if (o.generatorProcess && o.device !== 'cpu') throw new Error('--generator-process runs on the CPU only (its second process would not share the GPU run\'s device)');
   if ((o.task ?? (isDetectorCheckpoint(o.teacher) ? 'detect' : 'classify')) === 'detect') {
@@ -235,7 +288,9 @@ distill.action(async (given: DistillCliOptions & ImportCliOptions & { threads?: 
   if (o.generatorProcess) throw new Error(`--generator-process is for detection distillation; the teacher ${o.teacher} is a classifier`);
   const { runDistillCommand } = await import('./distill.js');
   runDistillCommand(o);
-});
+  const { shutdownDataParallel } = await import('../dist/data-parallel.js');
+  shutdownDataParallel();
+}
 
 program
   .command('export')

@@ -46,3 +46,6 @@ export function progressBar(label: string, fieldsFormat: string): Progress {
     },
   };
 }
+
+/** A bar that draws nothing: data-parallel ranks other than 0 (rank 0 shows the run's progress). */
+export const silentProgress: Progress = { update() {}, stop() {} };

@@ -5,13 +5,21 @@
 // evaluation, sample grids, checkpoints/last (the model, `optim.*`, `method.*` and any training-only
 // modules under their own prefix) with an exact --resume, and a NaN loss that stops the run with a
 // message pointing at the last good checkpoint — or saying that none was written yet.
+//
+// Data-parallel (src/dist/data-parallel.ts; --nproc / --world-size): each rank synthesises with its
+// own seed and averages its gradients with the others at every optimiser step; the ranks agree on
+// the clock so every decision (stop, schedule, evaluate, checkpoint) is taken at the same iteration;
+// rank 0 alone evaluates and writes metrics.jsonl and samples; every rank keeps its own checkpoint
+// (rank 0: checkpoints/last; rank r: checkpoints/rank-r/last) and a resume takes every rank back to
+// the newest iteration all of them have (a kill during a checkpoint write leaves some one behind).
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { dispose, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, removeStaleTemps, resolveCheckpoint, saveCheckpoint } from '../export/checkpoint.js';
 import { writeFileAtomic } from '../util/fs.js';
+import { dataParallel, rankSeed } from '../dist/data-parallel.js';
 
 export interface LoopConfig {
   /** Stop after this many iterations... */
@@ -93,10 +101,13 @@ export interface DriverResult {
 }
 
 export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg: LoopConfig, out: string, parts: DriverParts, h: DriverHooks<B>): DriverResult {
-  const log = h.log ?? (() => {});
-  const last = join(out, 'checkpoints', 'last');
-  mkdirSync(join(out, 'checkpoints'), { recursive: true });
-  mkdirSync(join(out, 'samples'), { recursive: true });
+  const dp = dataParallel();
+  const rank = dp?.rank ?? 0;
+  const main = rank === 0;
+  const log = main ? (h.log ?? (() => {})) : () => {};
+  const last = rankCheckpointBase(out, rank);
+  mkdirSync(dirname(last), { recursive: true });
+  if (main) mkdirSync(join(out, 'samples'), { recursive: true });
   const { model, opt, method } = parts;
   const extraModules = Object.entries(parts.extra ?? {});
   const prefixes = ['optim.', 'method.', ...extraModules.map(([p]) => `${p}.`)];
@@ -105,13 +116,31 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
 
   const resuming = Boolean(h.resume);
   if (resuming) {
-    // What an interrupted write left behind goes first; a damaged checkpoint falls back to the previous one.
-    for (const p of removeStaleTemps(out)) log(`removed ${p} (left by an interrupted write)`);
+    // What an interrupted write left behind goes first (rank 0, while the others wait); a damaged
+    // checkpoint falls back to the previous one.
+    if (main) for (const p of removeStaleTemps(out, 3)) log(`removed ${p} (left by an interrupted write)`);
+    dp?.barrier();
     if (resolveCheckpoint(last, log) === 'none') {
-      throw new Error(`--resume: ${out} has no checkpoint to resume from (${checkpointPaths(last).weights} not found); start the run without --resume`);
+      throw new Error(`--resume: ${out} has no checkpoint${main ? '' : ` of rank ${rank}`} to resume from (${checkpointPaths(last).weights} not found); start the run without --resume`);
     }
-    const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(last);
-    const extra = loadCheckpointInto(last, model, prefixes);
+    type Saved = { state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> };
+    let from = last;
+    let saved = readCheckpointConfig<Saved>(last);
+    if (dp) {
+      // Every rank resumes at the newest iteration all of them saved: one ahead (killed while the
+      // others were still writing) takes the checkpoint before it, which must be that iteration.
+      const common = dp.agreeMin([saved.state.iteration])[0]!;
+      if (saved.state.iteration > common) {
+        from = `${last}.prev`;
+        const prev = existsSync(checkpointPaths(from).weights) ? readCheckpointConfig<Saved>(from) : undefined;
+        if (prev?.state.iteration !== common) {
+          throw new Error(`--resume: rank ${rank}'s checkpoints are at iterations ${saved.state.iteration} and ${prev?.state.iteration ?? 'none'}, another rank's at ${common}: the ranks cannot be brought to one iteration`);
+        }
+        saved = prev;
+        log(`rank ${rank} was one checkpoint ahead of another rank: resuming from its previous checkpoint (iteration ${common})`);
+      }
+    }
+    const extra = loadCheckpointInto(from, model, prefixes);
     const byPrefix = (p: string): Record<string, Tensor> =>
       Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith(p)).map(([k, t]) => [k.slice(p.length), t]));
     for (const [p, m] of extraModules) m.loadStateDict(byPrefix(`${p}.`));
@@ -121,11 +150,13 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     state = saved.state;
     // Drop metric rows logged after the checkpoint (the run was interrupted in between).
     const rows = existsSync(metricsFile) ? readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
-    writeFileAtomic(metricsFile, rows.filter((l) => (JSON.parse(l) as LoopState).iteration <= state.iteration).map((l) => `${l}\n`).join(''));
-    log(`resumed from ${last} at iteration ${state.iteration} (${state.seconds.toFixed(0)} s done)`);
-  } else {
+    if (main) writeFileAtomic(metricsFile, rows.filter((l) => (JSON.parse(l) as LoopState).iteration <= state.iteration).map((l) => `${l}\n`).join(''));
+    log(`resumed from ${from} at iteration ${state.iteration} (${state.seconds.toFixed(0)} s done)${dp ? `, ${dp.worldSize} ranks` : ''}`);
+  } else if (main) {
     writeFileAtomic(metricsFile, '');
   }
+  // Rank 0's weights everywhere (DDP's broadcast at construction); generators follow at their first step.
+  dp?.broadcastFromMain(Object.values(model.stateDict()));
 
   // Whether checkpoints/last holds this run's state: a NaN message must not point at a checkpoint that is not there.
   let checkpointed = resuming;
@@ -147,7 +178,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
 
   const budgetSeconds = cfg.minutes * 60;
   const started = performance.now() - state.seconds * 1000;
-  const elapsed = (): number => (performance.now() - started) / 1000;
+  // Data-parallel: the clock every rank decides by is the agreed (largest) one of the last iteration.
+  const elapsed = dp ? (): number => state.seconds : (): number => (performance.now() - started) / 1000;
+  const ownElapsed = (): number => (performance.now() - started) / 1000;
   const sums: Record<string, number> = {};
   let count = 0;
   let stoppedBy: 'iterations' | 'time' = 'iterations';
@@ -165,7 +198,7 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
       break;
     }
     const it = state.iteration;
-    manualSeed(iterationSeed(cfg.seed, it));
+    manualSeed(iterationSeed(rankSeed(cfg.seed, rank), it));
     const total = plannedTotal();
     const lr = cfg.cosine ? 0.5 * h.baseLr * (1 + Math.cos((Math.PI * Math.min(it, total)) / Math.max(1, total))) : h.baseLr;
     opt.setLr(lr);
@@ -189,11 +222,11 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     for (const [k, v] of Object.entries(logs)) sums[k] = (sums[k] ?? 0) + v;
     count++;
     state.iteration = it + 1;
-    state.seconds = elapsed();
+    state.seconds = dp ? dp.agreeMax([ownElapsed()])[0]! : ownElapsed();
     h.onIteration?.(state.iteration, plannedTotal(), logs, state.seconds);
 
     const done = state.iteration >= cfg.iterations || elapsed() >= budgetSeconds;
-    if (state.iteration % cfg.evalEvery === 0 || done) {
+    if (main && (state.iteration % cfg.evalEvery === 0 || done)) {
       const metrics = h.evaluate();
       model.train();
       const row: { iteration: number; seconds: number; [k: string]: number } = { iteration: state.iteration, seconds: state.seconds, ...metrics, lr };
@@ -203,7 +236,7 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
       appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
       h.onEval?.(row);
     }
-    if ((state.iteration % cfg.sampleEvery === 0 || done) && h.samples) {
+    if (main && (state.iteration % cfg.sampleEvery === 0 || done) && h.samples) {
       h.syncMethod?.(state.iteration);
       h.samples(state.iteration);
     }
@@ -212,4 +245,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   if (state.iteration === 0) saveLast();
   opt.disposeState();
   return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
+}
+
+/** Where rank `rank` keeps its checkpoint: rank 0 (and a single process) checkpoints/last, rank r checkpoints/rank-r/last. */
+export function rankCheckpointBase(out: string, rank: number): string {
+  return rank === 0 ? join(out, 'checkpoints', 'last') : join(out, 'checkpoints', `rank-${rank}`, 'last');
 }

@@ -1,5 +1,6 @@
 // Gradient clipping, as torch.nn.utils.clip_grad_norm_.
 import { Tensor, noGrad, stack, tidy } from '../tensor/tensor.js';
+import { syncGradients } from './optim.js';
 
 /**
  * Rescales the gradients of `params` in place so their joint `normType`-norm is at most `maxNorm`,
@@ -18,6 +19,7 @@ export function clipGradNorm(params: Iterable<Tensor>, maxNorm: number, normType
   if (typeof p !== 'number' || Number.isNaN(p) || p <= 0) throw new RangeError(`clipGradNorm: normType must be > 0 or 'inf' (got ${String(normType)})`);
   if (typeof maxNorm !== 'number' || Number.isNaN(maxNorm) || maxNorm < 0) throw new RangeError(`clipGradNorm: maxNorm must be >= 0 (got ${String(maxNorm)})`);
   const list = [...params];
+  syncGradients(list); // data-parallel: the norm of the all-ranks gradient, as under DDP
   return noGrad(() =>
     tidy(() => {
       const grads: Tensor[] = [];

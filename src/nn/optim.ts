@@ -92,6 +92,32 @@ function checkNumber(kind: string, name: string, v: unknown, ok: (x: number) => 
 }
 
 // ---------------------------------------------------------------------------------------------
+// Data-parallel training's seam (src/dist/data-parallel.ts sets it; absent, nothing happens)
+
+/**
+ * Averages gradients across data-parallel ranks at the first point they are read: `beforeRead` from
+ * clipGradNorm (the clip must see the global gradient, as under DDP), `beforeStep` from every
+ * optimiser step whose `replicated` is true; `afterZero` from zeroGrad (those gradients are gone).
+ */
+export interface GradientSync {
+  beforeRead(params: readonly Tensor[]): void;
+  beforeStep(opt: Optimizer): void;
+  afterZero(params: readonly Tensor[]): void;
+}
+
+let gradientSync: GradientSync | null = null;
+
+/** Installs (or, with null, removes) the data-parallel gradient hook. */
+export function setGradientSync(s: GradientSync | null): void {
+  gradientSync = s;
+}
+
+/** For code that reads gradients itself (clipGradNorm): makes them the all-ranks average first. */
+export function syncGradients(params: readonly Tensor[]): void {
+  gradientSync?.beforeRead(params);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The base class
 
 export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
@@ -101,6 +127,12 @@ export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
   readonly paramGroups: ResolvedGroup<H>[] = [];
   /** Per-parameter state, created lazily on a parameter's first update. */
   protected readonly state = new Map<Tensor, ParamState>();
+  /**
+   * Under data-parallel training: whether these parameters are one model replicated on every rank
+   * (its gradients are averaged across ranks before each step: a student, a generator) — the default —
+   * or this rank's own (false: e.g. DeepInversion's optimised input batch, different on every rank).
+   */
+  replicated = true;
 
   /** The optimiser's name in state dicts ('SGD', 'Adam', 'AdamW'); subclasses override it. */
   get kind(): string { return 'Optimizer'; }
@@ -178,6 +210,7 @@ export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
 
   /** One update of every parameter that has a gradient (parameters without one are skipped). */
   step(): void {
+    gradientSync?.beforeStep(this);
     noGrad(() =>
       tidy(() => {
         for (const group of this.paramGroups) {
@@ -202,6 +235,7 @@ export abstract class Optimizer<H extends BaseHyper = BaseHyper> {
    * are zeroed in place and detached from any graph.
    */
   zeroGrad(setToNone = true): void {
+    gradientSync?.afterZero(this.parameters());
     for (const group of this.paramGroups) {
       for (const p of group.params) {
         if (setToNone) {

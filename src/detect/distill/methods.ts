@@ -461,6 +461,7 @@ export class DetectDeepInversion implements DetectDistillMethod {
     // The targets of batch b are a function of b alone, so resume needs only the counter.
     this.targets = sampleTargets(init.size(0), this.numClasses, hashSeeds([this.batchesDone, 0xd10de]), this.hparams);
     this.opt = new Adam([this.x], { lr: this.hparams.lrX, betas: [0.5, 0.99] });
+    this.opt.replicated = false; // each data-parallel rank optimises its own share of the batch
     if (optState) this.opt.loadStateDict({ state: unprefixed('inv.optim.', optState.tensors), meta: optState.meta.invOptim as never });
   }
 

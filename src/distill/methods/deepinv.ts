@@ -62,6 +62,7 @@ export class DeepInversion implements DistillMethod {
     this.x = keep(randn([ctx.batchSize, ...ctx.inputShape], { requiresGrad: true }));
     this.y = keep(randint(0, ctx.numClasses, [ctx.batchSize]));
     this.opt = new Adam([this.x], { lr: this.hparams.lrX, betas: [0.5, 0.99] });
+    this.opt.replicated = false; // each data-parallel rank optimises its own share of the batch
     this.stepsDone = 0;
   }
 
@@ -132,6 +133,7 @@ export class DeepInversion implements DistillMethod {
     this.x = keep(x.detach().clone().requiresGrad_(true));
     this.y = keep(y.clone());
     this.opt = new Adam([this.x], { lr: this.hparams.lrX, betas: [0.5, 0.99] });
+    this.opt.replicated = false; // each data-parallel rank optimises its own share of the batch
     this.opt.loadStateDict({ state: unprefixed('inv.optim.', s.tensors), meta: s.meta.invOptim as never });
     this.stepsDone = s.meta.stepsDone as number;
     this.batchesDone = s.meta.batchesDone as number;

@@ -1,0 +1,141 @@
+// Data-parallel training as PyTorch's DDP does it (issue 16), on libtorch's own c10d (process-group.ts):
+//
+//   - every rank holds the same replicated models (the student, a generator); each one's parameters
+//     are broadcast from rank 0 before their first update, so the ranks start from rank 0's weights;
+//   - each rank synthesises its own share of the global batch (its own seed, rank.ts's rankSeed) and
+//     back-propagates its own loss; before an optimiser steps (or a gradient clip reads them) the
+//     gradients are averaged across the ranks in flat buckets of ~25 MB (DDP's bucket_cap_mb), so every
+//     rank applies the same update — the mean-loss gradient of the global batch;
+//   - an optimiser of per-rank tensors (`replicated = false`: DeepInversion's input batch) is left alone;
+//   - the ranks agree on the clock (the largest elapsed time of any rank), so the time budget, the
+//     cosine schedule and "done" are decided the same everywhere; rank 0 alone evaluates, writes the
+//     metrics, samples, result and exported model; every rank checkpoints its own state (its synthetic
+//     data differs), and a resume brings every rank back to one common iteration.
+//
+// Not DDP: the reduction runs after backward (DDP overlaps it with backward through autograd hooks),
+// which costs the communication time per step but needs no hook into libtorch's engine; buffers (BN
+// running statistics) are broadcast once at the start, not at every forward (DDP's broadcast_buffers).
+// The one group is global to the process (a training process is one rank), as torch.distributed's.
+import { dispose, type Tensor, tensor, noGrad } from '../tensor/tensor.js';
+import { setGradientSync, type GradientSync, type Optimizer } from '../nn/optim.js';
+import { DDP_BUCKET_BYTES, ProcessGroup, type ProcessGroupOptions } from './process-group.js';
+
+export class DataParallel implements GradientSync {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly pg: ProcessGroup;
+  readonly bucketBytes: number;
+  /** Parameters whose current gradients were already averaged (by a clip), until the next step or zeroGrad. */
+  private readonly reduced = new Set<Tensor>();
+  /** Optimisers whose parameters were broadcast from rank 0 (once, before their first step). */
+  private readonly broadcasted = new WeakSet<Optimizer>();
+  /** Collectives run, for tests and the bench. */
+  stats = { gradientReductions: 0, broadcasts: 0 };
+
+  constructor(o: ProcessGroupOptions & { bucketBytes?: number }) {
+    this.pg = new ProcessGroup(o);
+    this.rank = o.rank;
+    this.worldSize = o.worldSize;
+    this.bucketBytes = o.bucketBytes ?? DDP_BUCKET_BYTES;
+  }
+
+  get isMain(): boolean {
+    return this.rank === 0;
+  }
+
+  beforeRead(params: readonly Tensor[]): void {
+    this.reduce(params.filter((p) => !this.reduced.has(p)));
+    for (const p of params) this.reduced.add(p);
+  }
+
+  beforeStep(opt: Optimizer): void {
+    if (!opt.replicated) return;
+    const params = opt.parameters();
+    if (!this.broadcasted.has(opt)) {
+      this.broadcastFromMain(params);
+      this.broadcasted.add(opt);
+    }
+    this.reduce(params.filter((p) => !this.reduced.has(p)));
+    for (const p of params) this.reduced.delete(p);
+  }
+
+  afterZero(params: readonly Tensor[]): void {
+    for (const p of params) this.reduced.delete(p);
+  }
+
+  /** Rank 0's values of `tensors` on every rank (in place). */
+  broadcastFromMain(tensors: readonly Tensor[]): void {
+    if (tensors.length === 0) return;
+    noGrad(() => this.pg.broadcast(tensors, 0));
+    this.stats.broadcasts++;
+  }
+
+  /** The largest of each value over the ranks (the agreed clock; any rank's NaN flag). */
+  agreeMax(values: readonly number[]): number[] {
+    const t = tensor([...values], { dtype: 'float64' });
+    try {
+      this.pg.allReduce(t, 'max');
+      return t.toArray() as number[];
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** The smallest of each value over the ranks (the iteration every rank can resume from). */
+  agreeMin(values: readonly number[]): number[] {
+    return this.agreeMax(values.map((v) => -v)).map((v) => -v);
+  }
+
+  barrier(): void {
+    this.pg.barrier();
+  }
+
+  private reduce(params: readonly Tensor[]): void {
+    const grads: Tensor[] = [];
+    try {
+      for (const p of params) {
+        const g = p.grad; // a new handle on the gradient itself: reduced in place
+        if (g !== null) grads.push(g);
+      }
+      if (grads.length === 0) return;
+      this.pg.allReduceBuckets(grads, 'avg', this.bucketBytes);
+      this.stats.gradientReductions++;
+    } finally {
+      dispose(grads);
+    }
+  }
+
+  destroy(): void {
+    this.pg.destroy();
+  }
+}
+
+let current: DataParallel | null = null;
+
+/** This process's data-parallel group, or null (a single-process run). */
+export function dataParallel(): DataParallel | null {
+  return current;
+}
+
+/** Joins the group (blocks until every rank has) and installs the gradient hook. One per process. */
+export function initDataParallel(o: ProcessGroupOptions & { bucketBytes?: number }): DataParallel {
+  if (current) throw new Error('this process already is a data-parallel rank');
+  if (!Number.isInteger(o.worldSize) || o.worldSize < 1) throw new Error(`world size must be a positive integer (got ${o.worldSize})`);
+  if (!Number.isInteger(o.rank) || o.rank < 0 || o.rank >= o.worldSize) throw new Error(`rank must be in [0, ${o.worldSize - 1}] (got ${o.rank})`);
+  current = new DataParallel(o);
+  setGradientSync(current);
+  return current;
+}
+
+/** Leaves the group (after a successful run; a failed collective leaves Gloo's workers blocked, so exit instead). */
+export function shutdownDataParallel(): void {
+  if (!current) return;
+  setGradientSync(null);
+  current.destroy();
+  current = null;
+}
+
+/** The seed rank `rank` synthesises with: rank 0 keeps the run's seed, so a 1-rank run is a single-process run. */
+export function rankSeed(seed: number, rank: number): number {
+  return rank === 0 ? seed : seed + 7_919 * rank;
+}
