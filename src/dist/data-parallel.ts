@@ -20,6 +20,11 @@ import { dispose, type Tensor, tensor, noGrad } from '../tensor/tensor.js';
 import { setGradientSync, type GradientSync, type Optimizer } from '../nn/optim.js';
 import { DDP_BUCKET_BYTES, ProcessGroup, type ProcessGroupOptions } from './process-group.js';
 
+/** A collective failed: another rank is gone or unreachable. */
+export class DataParallelError extends Error {
+  override name = 'DataParallelError';
+}
+
 export class DataParallel implements GradientSync {
   readonly rank: number;
   readonly worldSize: number;
@@ -33,7 +38,14 @@ export class DataParallel implements GradientSync {
   stats = { gradientReductions: 0, broadcasts: 0 };
 
   constructor(o: ProcessGroupOptions & { bucketBytes?: number }) {
-    this.pg = new ProcessGroup(o);
+    try {
+      this.pg = new ProcessGroup(o);
+    } catch (e) {
+      const where = o.store.kind === 'tcp' ? `rank 0's store at ${o.store.host}:${o.store.port}` : `the store ${o.store.path}`;
+      throw new DataParallelError(
+        `rank ${o.rank} of ${o.worldSize}: the ranks did not all join at ${where} within ${(o.timeoutMs ?? 300_000) / 1000} s (${(e as Error).message.split('\n')[0]}): start all ${o.worldSize} ranks with the same --world-size, --master-addr and --master-port, rank 0 first reachable from the others`,
+      );
+    }
     this.rank = o.rank;
     this.worldSize = o.worldSize;
     this.bucketBytes = o.bucketBytes ?? DDP_BUCKET_BYTES;
@@ -66,15 +78,29 @@ export class DataParallel implements GradientSync {
   /** Rank 0's values of `tensors` on every rank (in place). */
   broadcastFromMain(tensors: readonly Tensor[]): void {
     if (tensors.length === 0) return;
-    noGrad(() => this.pg.broadcast(tensors, 0));
+    this.collective('broadcast', () => noGrad(() => this.pg.broadcast(tensors, 0)));
     this.stats.broadcasts++;
+  }
+
+  /**
+   * Runs a collective; its failure (a rank died, hung past the timeout or cannot be reached) becomes
+   * an error that says what happened and what to do, instead of Gloo's transport message alone.
+   */
+  private collective<T>(what: string, f: () => T): T {
+    try {
+      return f();
+    } catch (e) {
+      throw new DataParallelError(
+        `rank ${this.rank} of ${this.worldSize}: the ${what} with the other ranks failed (${(e as Error).message.split('\n')[0]}): another rank stopped, hung for longer than the timeout, or cannot be reached. Start every rank again with --resume to continue from the last checkpoint all of them have.`,
+      );
+    }
   }
 
   /** The largest of each value over the ranks (the agreed clock; any rank's NaN flag). */
   agreeMax(values: readonly number[]): number[] {
     const t = tensor([...values], { dtype: 'float64' });
     try {
-      this.pg.allReduce(t, 'max');
+      this.collective('agreement', () => this.pg.allReduce(t, 'max'));
       return t.toArray() as number[];
     } finally {
       t.dispose();
@@ -87,7 +113,7 @@ export class DataParallel implements GradientSync {
   }
 
   barrier(): void {
-    this.pg.barrier();
+    this.collective('barrier', () => this.pg.barrier());
   }
 
   private reduce(params: readonly Tensor[]): void {
@@ -98,7 +124,7 @@ export class DataParallel implements GradientSync {
         if (g !== null) grads.push(g);
       }
       if (grads.length === 0) return;
-      this.pg.allReduceBuckets(grads, 'avg', this.bucketBytes);
+      this.collective('gradient all-reduce', () => this.pg.allReduceBuckets(grads, 'avg', this.bucketBytes));
       this.stats.gradientReductions++;
     } finally {
       dispose(grads);

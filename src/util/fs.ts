@@ -20,7 +20,8 @@ const faultCounts = new Map<string, number>();
 /**
  * Fault-injection hook for the crash tests (test/faults.test.ts, bench faults): with
  * DFKD_FAULT_PAUSE=<phase>[@n] the process stops at the n-th time (default 1st) it reaches `phase`,
- * writes DFKD_FAULT_MARKER (JSON: phase, pid) and sleeps until it is killed. Without the variable it
+ * writes DFKD_FAULT_MARKER (JSON: phase, pid) and sleeps until it is killed (with DFKD_FAULT_RANK=r,
+ * only the data-parallel rank r does). Without the variable it
  * costs one environment lookup.
  */
 export function faultPoint(phase: string): void {
@@ -28,6 +29,9 @@ export function faultPoint(phase: string): void {
   if (!want) return;
   const [name, nth] = want.split('@');
   if (name !== phase) return;
+  // DFKD_FAULT_RANK=r: only data-parallel rank r stops (test/ddp.test.ts kills one rank of several).
+  const onlyRank = process.env.DFKD_FAULT_RANK;
+  if (onlyRank !== undefined && (process.env.RANK ?? '0') !== onlyRank) return;
   const count = (faultCounts.get(phase) ?? 0) + 1;
   faultCounts.set(phase, count);
   if (count !== Number(nth ?? 1)) return;

@@ -49,6 +49,12 @@ export class DeepInversion implements DistillMethod {
   constructor(ctx: DistillContext, overrides: Partial<DeepinvHparams> = {}) {
     const h = { ...DEEPINV_DEFAULTS, ...overrides };
     this.hparams = h;
+    const t = ctx.teacher as unknown as { blocks?: unknown; config?: { patchSize?: number } };
+    if (h.alphaPs > 0 && !(t.blocks && t.config?.patchSize)) {
+      // The patch-similarity prior reads patch tokens; a CNN's prior would be DeepInversion's
+      // BN-statistics R_feature, which this file does not implement.
+      throw new Error('deepinv: the patch-similarity prior (--alpha-ps) needs a ViT teacher (patch tokens); for a CNN teacher give --alpha-ps 0 (DeepInversion without a feature prior) or use dafl/dfad/zskt');
+    }
     this.studentStepsPerIteration = h.studentSteps;
     this.studentOptimizer = { kind: 'adam' as const, lr: h.lrS };
     this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
