@@ -113,7 +113,7 @@ export async function benchDetect(o: DetectBenchOptions): Promise<string> {
       process.stderr.write(`\n== ${method} ${JSON.stringify(hparams)} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
       const r = runDetectDistillation({ task: 'detect', teacher: teacherPath, student: o.student, method, hparams, loop }, out, {
         onEval: (row) => process.stderr.write(`  it ${row.iteration} ${(row.seconds ?? 0).toFixed(0)} s: val mAP ${(row.val_map ?? 0).toFixed(4)}\n`),
-      });
+      })!; // one process: never null
       return { model: method, preset: o.student, data_free: r.data_free, map: r.test_map, ap50: r.test_ap50, map_retention: r.map_retention, seconds: r.seconds, iterations: r.iterations, params: r.student_params, flops: r.student_flops };
     }, method);
   };

@@ -10,6 +10,8 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { readSafetensorsFile } from '../src/export/safetensors.js';
 import { METHODS } from '../src/distill/methods/index.js';
+import { DETECT_METHODS } from '../src/detect/distill/methods.js';
+import { makeTinyDetrTeacher } from '../src/testing/faults.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-ddp-'));
 const dist = path.resolve('dist/src');
@@ -148,6 +150,21 @@ describe('data-parallel distillation (2 ranks, Gloo)', () => {
       assert.equal(result.iterations, 3);
       assert.equal(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).world_size, 2);
       assert.equal(fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').length, 1, 'one metrics row (rank 0 alone writes)');
+    });
+  }
+
+  for (const method of Object.keys(DETECT_METHODS)) {
+    test(`detection ${method}: --nproc 2 keeps the ranks' DETR students and optimiser states identical`, async () => {
+      const teacher = path.join(tmp, 'detr-teacher');
+      if (!fs.existsSync(teacher)) makeTinyDetrTeacher(teacher);
+      const out = path.join(tmp, `d-${method}`);
+      const hp = method === 'deepinv' ? ['--steps-per-batch', '2', '--inversion-steps', '1'] : [];
+      const r = await runNode([cli, 'distill', '--task', 'detect', '--teacher', teacher, '--student', 'detr-student-64', '--method', method, '--iterations', '2', '--batch', '4', '--checkpoint-every', '2', '--threshold', '0.05', ...hp, '--nproc', '2', '--threads', '2', '--out', out, '--no-report']);
+      assert.equal(r.code, 0, r.stderr);
+      const a = studentOf(path.join(out, 'checkpoints', 'last.safetensors'), true);
+      assertSameTensors(a, studentOf(path.join(out, 'checkpoints', 'rank-1', 'last.safetensors'), true), method);
+      assert.ok(Object.keys(a).some((k) => k.startsWith('optim.')));
+      assert.equal((JSON.parse(fs.readFileSync(path.join(out, 'result.json'), 'utf8')) as { iterations: number }).iterations, 2);
     });
   }
 

@@ -353,7 +353,7 @@ describe('runs', () => {
     test(`${method}: a run writes metrics, samples, result and the student`, () => {
       makeTeacher();
       const out = path.join(tmp, `run-${method}`);
-      const r = runDetectDistillation({ ...cfg(method, 2), hparams: method === 'deepinv' ? { threshold: 0.05, stepsPerBatch: 2, inversionSteps: 1 } : { threshold: 0.05 } }, out);
+      const r = runDetectDistillation({ ...cfg(method, 2), hparams: method === 'deepinv' ? { threshold: 0.05, stepsPerBatch: 2, inversionSteps: 1 } : { threshold: 0.05 } }, out)!;
       assert.equal(r.iterations, 2);
       assert.ok(r.test_map >= 0 && r.test_map <= 1 && r.student_params < r.teacher_params && r.data_free === (method !== 'kd'));
       const rows = fs.readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);

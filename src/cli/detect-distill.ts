@@ -4,10 +4,11 @@ import { prepareRunFolder } from './run-folder.js';
 import { DETECT_METHODS } from '../detect/distill/methods.js';
 import { checkDetectRunInputs, runDetectDistillation, type DetectDistillConfig, type DetectDistillResult } from '../detect/distill/run.js';
 import { writeRunReport } from '../report/html.js';
-import { progressBar } from './progress.js';
+import { progressBar, silentProgress } from './progress.js';
+import { dataParallel } from '../dist/data-parallel.js';
 import { hparamFlags, kebab, loopConfigOf, type DistillCliOptions } from './distill.js';
 
-const say = (s: string): void => void process.stdout.write(`${s}\n`);
+const sayLine = (s: string): void => void process.stdout.write(`${s}\n`);
 const f4 = (x: number): string => x.toFixed(4);
 
 /** Every detection hyper-parameter, with the methods that have it and their defaults. */
@@ -24,7 +25,10 @@ export function detectHparamFlags(): Map<string, { methods: string[]; defaults: 
   return flags;
 }
 
-export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResult {
+export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResult | null {
+  // Data-parallel ranks other than 0 work silently: rank 0 speaks for the run.
+  const quiet = (dataParallel()?.rank ?? 0) > 0;
+  const say = quiet ? (): void => {} : sayLine;
   const spec = DETECT_METHODS[o.method];
   if (!spec) throw new Error(`unknown detection method '${o.method}'; available: ${Object.keys(DETECT_METHODS).join(', ')}`);
   const hparams: Record<string, number> = {};
@@ -47,7 +51,7 @@ export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResu
   const cfg: DetectDistillConfig = { task: 'detect', teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit as DetectDistillConfig['studentInit'], ...(o.generatorProcess ? { generatorProcess: true } : {}) };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill (detection): ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);
-  const bar = progressBar('distill', '{logs} | val mAP {val} | {ips} it/s');
+  const bar = quiet ? silentProgress : progressBar('distill', '{logs} | val mAP {val} | {ips} it/s');
   let lastVal = 'n/a';
   const result = runDetectDistillation(cfg, out, {
     resume: o.resume,
@@ -61,9 +65,10 @@ export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResu
     },
   });
   bar.stop();
+  if (!result) return null; // a data-parallel rank other than 0: rank 0 reports
   if (o.report) writeRunReport(out);
   say(`student test mAP@[.5:.95] ${f4(result.test_map)}, AP50 ${f4(result.test_ap50)} | teacher ${f4(result.teacher_test_map)}, AP50 ${f4(result.teacher_test_ap50)} | mAP retention ${(100 * result.map_retention).toFixed(1)}%`);
   say(`student ${result.student_params.toLocaleString()} params, ${(result.student_flops / 1e6).toFixed(2)} MFLOPs | teacher ${result.teacher_params.toLocaleString()} params, ${(result.teacher_flops / 1e6).toFixed(2)} MFLOPs`);
-  say(`${result.iterations} iterations in ${result.seconds.toFixed(0)} s (${result.iterations_per_second.toFixed(2)} it/s); report: ${join(out, 'report.html')}`);
+  say(`${result.iterations} iterations in ${result.seconds.toFixed(0)} s (${result.iterations_per_second.toFixed(2)} it/s)${o.report ? `; report: ${join(out, 'report.html')}` : ''}`);
   return result;
 }

@@ -72,7 +72,7 @@ function addDistOptions(cmd: Command): void {
     .addOption(new Option('--world-size <w>', 'data-parallel across machines: the number of ranks (default: $WORLD_SIZE)').argParser(positiveInt))
     .option('--master-addr <host>', "rank 0's address, where it serves the c10d TCPStore (default: $MASTER_ADDR)")
     .addOption(new Option('--master-port <port>', "rank 0's TCPStore port (default: $MASTER_PORT)").argParser(positiveInt))
-    .addOption(new Option('--dist-timeout <s>', 'data-parallel: seconds a rank waits for the others at any collective before the run fails').argParser(positiveNumber).default(300));
+    .addOption(new Option('--dist-timeout <s>', 'data-parallel: how many seconds a rank waits for the others in a collective before the run fails').argParser(positiveNumber).default(300));
 }
 
 function explicitOptions(cmd: Command): Set<string> {
@@ -281,6 +281,8 @@ async function runDistillTask(o: DistillCliOptions & ImportCliOptions & { thread
     const { runDetectDistillCommand } = await import('./detect-distill.js');
     if (!o.resume && cmd.getOptionValueSource('batch') === 'default') o.batch = 32;
     runDetectDistillCommand(o);
+    const { shutdownDataParallel } = await import('../dist/data-parallel.js');
+    shutdownDataParallel();
     return;
   }
   const detectOnly = [...detectFlags.keys()].filter((k) => !classifyFlags.has(k) && o[k] !== undefined);

@@ -13,9 +13,12 @@
 //     data differs), and a resume brings every rank back to one common iteration.
 //
 // Not DDP: the reduction runs after backward (DDP overlaps it with backward through autograd hooks),
-// which costs the communication time per step but needs no hook into libtorch's engine; buffers (BN
-// running statistics) are broadcast once at the start, not at every forward (DDP's broadcast_buffers).
+// which costs the communication time per step but needs no hook into libtorch's engine; the student's
+// buffers (BN running statistics) are broadcast from rank 0 after each iteration's steps (the driver),
+// where DDP's broadcast_buffers does it before each forward; a generator's buffers stay each rank's own.
 // The one group is global to the process (a training process is one rank), as torch.distributed's.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { dispose, type Tensor, tensor, noGrad } from '../tensor/tensor.js';
 import { setGradientSync, type GradientSync, type Optimizer } from '../nn/optim.js';
 import { DDP_BUCKET_BYTES, ProcessGroup, type ProcessGroupOptions } from './process-group.js';
@@ -164,4 +167,23 @@ export function shutdownDataParallel(): void {
 /** The seed rank `rank` synthesises with: rank 0 keeps the run's seed, so a 1-rank run is a single-process run. */
 export function rankSeed(seed: number, rank: number): number {
   return rank === 0 ? seed : seed + 7_919 * rank;
+}
+
+/**
+ * A run's global batch split between the ranks (each synthesises its share), after checking that it
+ * splits, and that a resumed run keeps its number of ranks (config.json's world_size): every rank's
+ * synthetic data and checkpoint are its own.
+ */
+export function rankBatch(globalBatch: number, out: string, resume: boolean | undefined): { batch: number; world: number; config: { world_size?: number } } {
+  const dp = dataParallel();
+  const world = dp?.worldSize ?? 1;
+  if (globalBatch % world !== 0) throw new Error(`--batch ${globalBatch} is the global batch: it must divide into ${world} ranks`);
+  const savedConfig = join(out, 'config.json');
+  if (resume && existsSync(savedConfig)) {
+    const saved = (JSON.parse(readFileSync(savedConfig, 'utf8')) as { world_size?: number }).world_size ?? 1;
+    if (saved !== world) {
+      throw new Error(`--resume: ${out} was run as ${saved} rank${saved === 1 ? '' : 's'} and this is ${world}: resume it with ${saved === 1 ? 'one process (no --nproc / --world-size)' : `${saved} ranks (--nproc ${saved} or --world-size ${saved})`} — every rank's synthetic data and checkpoint are its own`);
+    }
+  }
+  return { batch: globalBatch / world, world, config: dp ? { world_size: world } : {} };
 }

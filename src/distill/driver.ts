@@ -219,6 +219,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
       }
       throw e;
     }
+    // Rank 0's buffers (BN running statistics: each rank's own batches moved them) everywhere, as
+    // DDP's broadcast_buffers does, here after the step: every rank's checkpoint holds the same student.
+    if (dp) dp.broadcastFromMain([...model.buffers(), ...extraModules.flatMap(([, m]) => m.buffers())]);
     for (const [k, v] of Object.entries(logs)) sums[k] = (sums[k] ?? 0) + v;
     count++;
     state.iteration = it + 1;

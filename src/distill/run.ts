@@ -1,7 +1,7 @@
 // A distillation run: load the teacher, build the student and the method, run the loop, then the
 // final figures (the student's and the teacher's accuracy on the real TEST split, once, at the end),
 // result.json, and the student as model.{safetensors,json} in the run folder.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDataset } from '../data/index.js';
 import { loadClassifier, type ModelCard } from '../models/load.js';
@@ -18,7 +18,7 @@ import type { DistillContext } from './types.js';
 import { canSelectWeights, selectWeights } from './init.js';
 import type { Module } from '../nn/module.js';
 import { collapseSummary, type CollapseSummary } from './collapse.js';
-import { dataParallel } from '../dist/data-parallel.js';
+import { dataParallel, rankBatch } from '../dist/data-parallel.js';
 
 export type StudentInit = 'random' | 'select' | 'auto';
 
@@ -94,15 +94,7 @@ export function checkRunInputs(cfg: Pick<DistillRunConfig, 'method' | 'teacher' 
 export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resume?: boolean } & LoopHooks = {}): DistillResult | null {
   checkRunInputs(cfg);
   const dp = dataParallel();
-  const world = dp?.worldSize ?? 1;
-  if (cfg.loop.batchSize % world !== 0) throw new Error(`--batch ${cfg.loop.batchSize} is the global batch: it must divide into ${world} ranks`);
-  const savedConfig = join(out, 'config.json');
-  if (opts.resume && existsSync(savedConfig)) {
-    const saved = (JSON.parse(readFileSync(savedConfig, 'utf8')) as { world_size?: number }).world_size ?? 1;
-    if (saved !== world) {
-      throw new Error(`--resume: ${out} was run as ${saved} rank${saved === 1 ? '' : 's'} and this is ${world}: resume it with ${saved === 1 ? 'one process (no --nproc / --world-size)' : `${saved} ranks (--nproc ${saved} or --world-size ${saved})`} — every rank's synthetic data and checkpoint are its own`);
-    }
-  }
+  const split = rankBatch(cfg.loop.batchSize, out, opts.resume);
   const { model: teacher, card } = loadClassifier(cfg.teacher);
   manualSeed(cfg.loop.seed);
   const student = createModel(cfg.student, { numClasses: card.numClasses } as never);
@@ -121,12 +113,12 @@ export function runDistillation(cfg: DistillRunConfig, out: string, opts: { resu
     numClasses: card.numClasses,
     mean: card.mean,
     std: card.std,
-    batchSize: cfg.loop.batchSize / world,
+    batchSize: split.batch,
     realTrain: METHODS[cfg.method]!.dataFree ? undefined : loadDataset(card.dataset, 'train'),
   };
   const method = createMethod(cfg.method, ctx, cfg.hparams);
   // Every rank writes it (the same bytes): a rank on another machine resumes from its own copy.
-  writeJsonAtomic(savedConfig, { ...cfg, student_init: how, method_hparams: method.hparams, dataset: card.dataset, ...(dp ? { world_size: world } : {}) });
+  writeJsonAtomic(join(out, 'config.json'), { ...cfg, student_init: how, method_hparams: method.hparams, dataset: card.dataset, ...split.config });
   const loop = distillLoop(ctx, method, cfg.loop, out, val, opts);
   method.dispose();
   if (dp && !dp.isMain) return null;

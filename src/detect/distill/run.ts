@@ -14,6 +14,7 @@ import { denormalize } from '../../data/augment.js';
 import { loadDetectionDataset, type DetectionDataset } from '../../data/detection.js';
 import { checkpointPaths, saveTensors } from '../../export/checkpoint.js';
 import { writeJsonAtomic } from '../../util/fs.js';
+import { dataParallel, rankBatch } from '../../dist/data-parallel.js';
 import { createDetector, describeDetector, DETR, DETR_PRESETS, isDetectorPreset } from '../../models/detr.js';
 import { NaNLossError, runBudgetedLoop, type DriverResult, type LoopConfig } from '../../distill/driver.js';
 import { drawBoxes, savePng } from '../../report/png.js';
@@ -194,7 +195,7 @@ export function checkDetectRunInputs(cfg: Pick<DetectDistillConfig, 'method' | '
  * order from the run's seed — shared by the run and its generator process (feed.ts), whose canvases
  * must be the ones this process would have made.
  */
-export function prepareDetectRun(cfg: DetectDistillConfig, log?: (line: string) => void): { card: DetectorCard; ctx: DetectDistillContext; method: DetectDistillMethod; overrides: { numClasses: number; inChannels: number; imageSize: number } } {
+export function prepareDetectRun(cfg: DetectDistillConfig, log?: (line: string) => void, batchSize = cfg.loop.batchSize): { card: DetectorCard; ctx: DetectDistillContext; method: DetectDistillMethod; overrides: { numClasses: number; inChannels: number; imageSize: number } } {
   checkDetectRunInputs(cfg);
   const spec = DETECT_METHODS[cfg.method]!;
   const { model: teacher, card } = loadDetector(cfg.teacher);
@@ -208,7 +209,7 @@ export function prepareDetectRun(cfg: DetectDistillConfig, log?: (line: string) 
     log?.(`student init: ${Object.keys(r.selected).length} tensors selected from the teacher, ${Object.keys(r.kept).length} kept random`);
   }
   const ctx: DetectDistillContext = {
-    teacher, student, inputShape: teacher.inputShape, numClasses: card.numClasses, mean: card.mean, std: card.std, batchSize: cfg.loop.batchSize,
+    teacher, student, inputShape: teacher.inputShape, numClasses: card.numClasses, mean: card.mean, std: card.std, batchSize,
     realTrain: spec.dataFree ? undefined : loadDetectionDataset(card.dataset, 'train'),
   };
   const method = createDetectMethod(cfg.method, ctx, cfg.hparams);
@@ -220,13 +221,22 @@ export function prepareDetectRun(cfg: DetectDistillConfig, log?: (line: string) 
   return { card, ctx, method, overrides };
 }
 
-export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opts: { resume?: boolean } & DetectLoopHooks = {}): DetectDistillResult {
-  const { card, ctx, method, overrides } = prepareDetectRun(cfg, opts.log);
+/**
+ * The whole run. Data-parallel (src/dist/data-parallel.ts): `cfg.loop.batchSize` is the global batch,
+ * each rank synthesises its share; rank 0 alone evaluates and writes the result and the student; the
+ * other ranks return null.
+ */
+export function runDetectDistillation(cfg: DetectDistillConfig, out: string, opts: { resume?: boolean } & DetectLoopHooks = {}): DetectDistillResult | null {
+  const dp = dataParallel();
+  if (dp && cfg.generatorProcess) throw new Error('--generator-process and data-parallel ranks do not go together: give the ranks the cores instead');
+  const split = rankBatch(cfg.loop.batchSize, out, opts.resume);
+  const { card, ctx, method, overrides } = prepareDetectRun(cfg, opts.log, split.batch);
   const { teacher, student } = ctx;
   const val = loadDetectionDataset(card.dataset, 'val');
-  writeJsonAtomic(join(out, 'config.json'), { ...cfg, method_hparams: method.hparams, dataset: card.dataset });
+  writeJsonAtomic(join(out, 'config.json'), { ...cfg, method_hparams: method.hparams, dataset: card.dataset, ...split.config });
   const loop = detectDistillLoop(ctx, method, cfg.loop, out, val, { ...opts, generatorProcess: cfg.generatorProcess ? cfg : undefined });
   method.dispose();
+  if (dp && !dp.isMain) return null;
   student.eval();
   const test = loadDetectionDataset(card.dataset, 'test');
   const s = evaluateDetector(student, test);
