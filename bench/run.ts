@@ -7,6 +7,7 @@ import { benchTeacher } from './teacher.js';
 import { benchDetect } from './detect.js';
 import { benchFeed } from './feed.js';
 import { benchFaults } from './faults.js';
+import { benchDdp } from './ddp.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -29,6 +30,12 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     benchFeed({
       teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),
       ...(tiny ? { iterations: 3, rounds: 1, batch: 4, tiny } : { iterations: Number(flag('iterations', '40')), rounds: Number(flag('rounds', '2')), batch: Number(flag('batch', '32')) }),
+    }),
+  ddp: (tiny) =>
+    benchDdp({
+      teacher: flag('teacher', 'teachers/mnist-vit'), student: flag('student', 'vit-student-28'), method: flag('method', 'tgan'),
+      seed: Number(flag('seed', '0')),
+      ...(tiny ? { batch: 8, iterations: 2, rounds: 1, minutes: 0, tiny } : { batch: Number(flag('batch', '64')), iterations: Number(flag('iterations', '40')), rounds: Number(flag('rounds', '2')), minutes: Number(flag('minutes', '5')) }),
     }),
   faults: (tiny) => benchFaults({ randomTrials: Number(flag('random-trials', '4')), tiny }),
   // Students default to randomly initialised presets (latency, size); give trained ones for accuracy.

@@ -113,3 +113,13 @@ describe('bench feed (tiny)', () => {
     assert.equal(res.summary.student_max_abs_diff, 0);
   });
 });
+
+describe('bench ddp (tiny)', () => {
+  test('1 × 1 thread, 1 × 2 threads and 2 ranks rows, a speed-up in the summary', { timeout: 180_000 }, () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/bench/run.js'), 'ddp', '--tiny'], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const res = JSON.parse(readFileSync(join(ROOT, 'bench/results/ddp-tiny.json'), 'utf8')) as { results: { mode: string; iterations_per_s: number }[]; summary: { speedup_2ranks: number } };
+    assert.deepEqual(res.results.map((x) => x.mode), ['1 process × 1 thread', '1 process × 2 threads', '2 ranks × 1 thread']);
+    assert.ok(res.results.every((x) => x.iterations_per_s > 0) && res.summary.speedup_2ranks > 0);
+  });
+});

@@ -168,6 +168,31 @@ describe('data-parallel distillation (2 ranks, Gloo)', () => {
     });
   }
 
+  test('dfkd train --nproc 2 (batch 64 per rank) takes the steps of one process at batch 128; both ranks hold the same model', async () => {
+    const train = (out: string, ...more: string[]): string[] => [cli, 'train', '--dataset', 'mnist', '--model', 'lenet5-28', '--epochs', '1', '--translate', '0', '--out', path.join(tmp, out), ...more];
+    const [two, one, half] = await Promise.all([
+      runNode(train('train-2', '--batch', '128', '--nproc', '2', '--threads', '2')),
+      runNode(train('train-1', '--batch', '128', '--threads', '1')),
+      runNode(train('train-half', '--batch', '64', '--threads', '1')),
+    ]);
+    for (const r of [two, one, half]) assert.equal(r.code, 0, r.stderr);
+    const weights = (run: string, f = 'last.safetensors'): Record<string, Float32Array> => {
+      const t = readSafetensorsFile(path.join(tmp, run, 'checkpoints', f)).tensors;
+      return Object.fromEntries(Object.entries(t).filter(([k, v]) => !k.startsWith('optim.') && v.dtype === 'F32').map(([k, v]) => [k, new Float32Array(v.data.buffer.slice(v.data.byteOffset, v.data.byteOffset + v.data.byteLength))]));
+    };
+    const diff = (a: Record<string, Float32Array>, b: Record<string, Float32Array>): number => {
+      let m = 0;
+      for (const k of Object.keys(a)) for (let i = 0; i < a[k]!.length; i++) m = Math.max(m, Math.abs(a[k]![i]! - b[k]![i]!));
+      return m;
+    };
+    const d = diff(weights('train-2'), weights('train-1'));
+    assert.ok(d < 1e-4, `2 ranks vs 1 process after an epoch: max |Δw| = ${d}`);
+    assert.ok(diff(weights('train-half'), weights('train-2')) > 1e-3, 'a half batch alone trains other weights');
+    assertSameTensors(studentOf(path.join(tmp, 'train-2', 'checkpoints', 'last.safetensors'), true), studentOf(path.join(tmp, 'train-2', 'checkpoints', 'rank-1', 'last.safetensors'), true), 'train ranks');
+    assert.equal(JSON.parse(fs.readFileSync(path.join(tmp, 'train-2', 'config.json'), 'utf8')).world_size, 2);
+    assert.ok(fs.existsSync(path.join(tmp, 'train-2', 'model.safetensors')));
+  });
+
   test('a global batch that does not divide into the ranks, and a resume with another number of ranks, are refused', async () => {
     const r = await runNode([cli, 'distill', ...lenet, '--method', 'noise', '--iterations', '2', '--batch', '15', '--nproc', '2', '--threads', '2', '--out', path.join(tmp, 'odd'), '--no-report']);
     assert.notEqual(r.code, 0);

@@ -141,3 +141,52 @@ export function sharedRunFolder(out: string, id: number): boolean {
   const file = join(out, MARK);
   return existsSync(file) && Number(readFileSync(file, 'utf8').trim()) === id;
 }
+
+/** What this process is in a data-parallel run: a single process, the `--nproc` launcher, or a rank. */
+export interface RankRole {
+  /** This rank's place in the group (null: no group: a single process or the launcher). */
+  dist: ProcessGroupOptions | null;
+  /** A rank `--nproc` started (the launcher prepared the run folder). */
+  worker: boolean;
+  /** `--nproc N > 1` on the command line: start the ranks, do not train. */
+  launcher: boolean;
+}
+
+export function rankRole(given: DistCliOptions): RankRole {
+  const dist = distSettings(given);
+  const worker = isLaunchedWorker();
+  if (worker && process.env.DFKD_DIST_THREADS) given.threads = Number(process.env.DFKD_DIST_THREADS);
+  return { dist, worker, launcher: !worker && (given.nproc ?? 1) > 1 };
+}
+
+/** Joins the group when this process is a rank (blocks until every rank has). */
+export async function joinGroup(role: RankRole): Promise<void> {
+  if (!role.dist) return;
+  const { initDataParallel } = await import('../dist/data-parallel.js');
+  const d = role.dist;
+  if (d.rank === 0 && !role.worker) process.stdout.write(`dfkd: rank 0 of ${d.worldSize}: waiting for the other ranks at ${d.store.kind === 'tcp' ? `${d.store.host}:${d.store.port}` : d.store.path}\n`);
+  initDataParallel(d);
+}
+
+/**
+ * The run folder of this process: rank 0 (or a single process, or the launcher) runs `prepare`; a
+ * rank started by hand that finds rank 0's mark on `out` (the same machine or a shared file system)
+ * shares it (`shared` adapts to it), else prepares its own (another machine).
+ */
+export async function prepareRankFolder(out: string, prepare: () => void | Promise<void>, shared?: () => void | Promise<void>): Promise<void> {
+  const { dataParallel } = await import('../dist/data-parallel.js');
+  const dp = dataParallel();
+  if (dp && dp.rank > 0 && sharedRunFolder(out, dp.agreeMax([0])[0]!)) {
+    await shared?.();
+    return;
+  }
+  await prepare();
+  // Rank 0 marks the folder and tells the others, which then know whether they share it.
+  if (dp?.rank === 0) dp.agreeMax([markRunFolder(out)]);
+}
+
+/** Leaves the group after a successful run (no-op without one). */
+export async function leaveGroup(): Promise<void> {
+  const { shutdownDataParallel } = await import('../dist/data-parallel.js');
+  shutdownDataParallel();
+}

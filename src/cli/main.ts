@@ -100,7 +100,7 @@ program
     runDemo(o);
   });
 
-program
+const train = program
   .command('train')
   .alias('train-teacher')
   .description('train a classifier or a detector (a teacher, or the `scratch` student reference) on real labelled data; a detection dataset (canvas-mnist, canvas-fashion-mnist, coco:<json>) trains a DETR preset with its own defaults (batch 32, lr 2e-3, weight decay 1e-4, clip 0.1) unless given')
@@ -124,11 +124,23 @@ program
   .option('--resume', 'continue the run in --out from its last checkpoint (same settings as it was started with)', false)
   .option('--force', 'if --out already holds a run, move it aside (to <out>.old-<time>) and start a new one', false)
   .addOption(new Option('--stop-after-epochs <n>', 'stop after this many epochs of this invocation (resume later)').argParser(positiveInt))
-  .action(async (o: TrainCliOptions, cmd: Command) => {
+  .action(async (o: TrainCliOptions & DistCliOptions, cmd: Command) => {
     const { prepareRunFolder } = await import('./run-folder.js');
-    prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
-    await engine(o.threads, o.device);
+    const { rankRole, joinGroup, prepareRankFolder, launchLocal, leaveGroup } = await import('./launch.js');
+    const role = rankRole(o);
     const { isDetectionSpec } = await import('../data/detection.js');
+    if ((role.launcher || role.dist) && isDetectionSpec(o.dataset)) {
+      throw new Error('--nproc / --world-size: detection training runs in one process (data-parallel detection distillation works: dfkd distill --task detect --nproc N)');
+    }
+    // A rank --nproc started: the launcher prepared the folder. A rank started by hand: after joining.
+    if (!role.worker && !role.dist) prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
+    await engine(o.threads, o.device);
+    await joinGroup(role);
+    if (role.dist && !role.worker) await prepareRankFolder(o.out, () => prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`)));
+    if (role.launcher) {
+      process.exitCode = await launchLocal(o.nproc!, o.threads, {});
+      return;
+    }
     if (isDetectionSpec(o.dataset)) {
       const { runDetectTrainCommand } = await import('./detect.js');
       const defaults = new Set(['lr', 'batch', 'weightDecay', 'clipNorm'].filter((k) => cmd.getOptionValueSource(k) === 'default'));
@@ -137,7 +149,9 @@ program
     }
     const { runTrainCommand } = await import('./train.js');
     await runTrainCommand(o);
+    await leaveGroup();
   });
+addDistOptions(train);
 
 const evalCmd = program
   .command('eval')
@@ -218,13 +232,10 @@ for (const [name, f] of detectFlags) {
 }
 distill.action(async (given: DistillCliOptions & ImportCliOptions & DistCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   const { checkBudgetFlags, resumeOptions } = await import('./distill.js');
-  const { distSettings, isLaunchedWorker, launchLocal } = await import('./launch.js');
+  const { rankRole, joinGroup, prepareRankFolder, launchLocal } = await import('./launch.js');
   checkBudgetFlags(given);
-  const dist = distSettings(given);
-  const worker = isLaunchedWorker();
-  const launcher = !worker && (given.nproc ?? 1) > 1;
+  const { dist, worker, launcher } = rankRole(given);
   if ((launcher || dist) && given.generatorProcess) throw new Error('--generator-process and data-parallel ranks (--nproc, --world-size) do not go together: give the ranks the cores instead');
-  if (worker && process.env.DFKD_DIST_THREADS) given.threads = Number(process.env.DFKD_DIST_THREADS);
   // --resume: the run's own settings for every flag not given, a refusal for a given one that differs.
   let o = given;
   if (given.resume) {
@@ -239,32 +250,26 @@ distill.action(async (given: DistillCliOptions & ImportCliOptions & DistCliOptio
     o.out = process.env.DFKD_DIST_OUT ?? o.out;
   }
   await engine(o.threads, o.device);
-  if (dist) {
-    const { initDataParallel } = await import('../dist/data-parallel.js');
-    if (dist.rank === 0 && !worker) process.stdout.write(`dfkd: rank 0 of ${dist.worldSize}: waiting for the other ranks at ${dist.store.kind === 'tcp' ? `${dist.store.host}:${dist.store.port}` : dist.store.path}\n`);
-    initDataParallel(dist);
-  }
+  await joinGroup({ dist, worker, launcher });
   if (worker) return runDistillTask(o, cmd);
   const { distillTeacherPath } = await import('./import.js');
   const { defaultDistillOut } = await import('./distill.js');
   const { prepareRunFolder } = await import('./run-folder.js');
   if (dist && o.out === undefined) throw new Error('a data-parallel run needs --out, the same on every rank (the default folder is named after the time the rank started)');
-  o.out ??= defaultDistillOut(o.method);
+  const out = (o.out ??= defaultDistillOut(o.method));
   if (!existsSync(o.teacher)) throw new Error(`the teacher ${o.teacher} does not exist (a dfkd run or teacher folder, or a timm / Hugging Face checkpoint)`);
-  const { dataParallel } = await import('../dist/data-parallel.js');
-  const dp = dataParallel();
-  const { sharedRunFolder, markRunFolder } = await import('./launch.js');
-  if (dp && dp.rank > 0 && sharedRunFolder(o.out, dp.agreeMax([0])[0]!)) {
-    // Ranks started by hand on rank 0's machine (or a shared file system): rank 0 prepared the folder.
-    const { foreignCheckpoint } = await import('../models/load.js');
-    if (foreignCheckpoint(o.teacher)) o.teacher = join(o.out, 'teacher');
-  } else {
-    // The folder first: a foreign teacher is imported into <out>/teacher.
-    prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
-    o.teacher = await distillTeacherPath(o.teacher, o.out, o);
-    // Rank 0 marks the folder and tells the others, which then know whether they share it.
-    if (dp?.rank === 0) dp.agreeMax([markRunFolder(o.out)]);
-  }
+  await prepareRankFolder(
+    out,
+    async () => {
+      // The folder first: a foreign teacher is imported into <out>/teacher.
+      prepareRunFolder(out, o, (l) => process.stdout.write(`${l}\n`));
+      o.teacher = await distillTeacherPath(o.teacher, out, o);
+    },
+    async () => {
+      const { foreignCheckpoint } = await import('../models/load.js');
+      if (foreignCheckpoint(o.teacher)) o.teacher = join(out, 'teacher');
+    },
+  );
   o.folderReady = true;
   if (launcher) {
     const code = await launchLocal(given.nproc!, o.threads, { DFKD_DIST_TEACHER: o.teacher, DFKD_DIST_OUT: o.out });
@@ -275,14 +280,14 @@ distill.action(async (given: DistillCliOptions & ImportCliOptions & DistCliOptio
 });
 
 async function runDistillTask(o: DistillCliOptions & ImportCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command): Promise<void> {
+  const { leaveGroup } = await import('./launch.js');
   const { isDetectorCheckpoint } = await import('../detect/run.js');
   if (o.generatorProcess && o.device !== 'cpu') throw new Error('--generator-process runs on the CPU only (its second process would not share the GPU run\'s device)');
   if ((o.task ?? (isDetectorCheckpoint(o.teacher) ? 'detect' : 'classify')) === 'detect') {
     const { runDetectDistillCommand } = await import('./detect-distill.js');
     if (!o.resume && cmd.getOptionValueSource('batch') === 'default') o.batch = 32;
     runDetectDistillCommand(o);
-    const { shutdownDataParallel } = await import('../dist/data-parallel.js');
-    shutdownDataParallel();
+    await leaveGroup();
     return;
   }
   const detectOnly = [...detectFlags.keys()].filter((k) => !classifyFlags.has(k) && o[k] !== undefined);
@@ -290,8 +295,7 @@ async function runDistillTask(o: DistillCliOptions & ImportCliOptions & { thread
   if (o.generatorProcess) throw new Error(`--generator-process is for detection distillation; the teacher ${o.teacher} is a classifier`);
   const { runDistillCommand } = await import('./distill.js');
   runDistillCommand(o);
-  const { shutdownDataParallel } = await import('../dist/data-parallel.js');
-  shutdownDataParallel();
+  await leaveGroup();
 }
 
 program

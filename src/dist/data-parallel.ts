@@ -18,6 +18,7 @@
 // where DDP's broadcast_buffers does it before each forward; a generator's buffers stay each rank's own.
 // The one group is global to the process (a training process is one rank), as torch.distributed's.
 import { existsSync, readFileSync } from 'node:fs';
+import { checkpointPaths, readCheckpointConfig } from '../export/checkpoint.js';
 import { join } from 'node:path';
 import { dispose, type Tensor, tensor, noGrad } from '../tensor/tensor.js';
 import { setGradientSync, type GradientSync, type Optimizer } from '../nn/optim.js';
@@ -38,7 +39,7 @@ export class DataParallel implements GradientSync {
   /** Optimisers whose parameters were broadcast from rank 0 (once, before their first step). */
   private readonly broadcasted = new WeakSet<Optimizer>();
   /** Collectives run, for tests and the bench. */
-  stats = { gradientReductions: 0, broadcasts: 0 };
+  stats = { gradientReductions: 0, broadcasts: 0, collectives: 0, collectiveSeconds: 0, gradientBytes: 0 };
 
   constructor(o: ProcessGroupOptions & { bucketBytes?: number }) {
     try {
@@ -90,12 +91,16 @@ export class DataParallel implements GradientSync {
    * an error that says what happened and what to do, instead of Gloo's transport message alone.
    */
   private collective<T>(what: string, f: () => T): T {
+    const t0 = performance.now();
     try {
       return f();
     } catch (e) {
       throw new DataParallelError(
         `rank ${this.rank} of ${this.worldSize}: the ${what} with the other ranks failed (${(e as Error).message.split('\n')[0]}): another rank stopped, hung for longer than the timeout, or cannot be reached. Start every rank again with --resume to continue from the last checkpoint all of them have.`,
       );
+    } finally {
+      this.stats.collectives++;
+      this.stats.collectiveSeconds += (performance.now() - t0) / 1000;
     }
   }
 
@@ -104,6 +109,17 @@ export class DataParallel implements GradientSync {
     const t = tensor([...values], { dtype: 'float64' });
     try {
       this.collective('agreement', () => this.pg.allReduce(t, 'max'));
+      return t.toArray() as number[];
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** The mean of each value over the ranks (a loss to report for the global batch). */
+  agreeMean(values: readonly number[]): number[] {
+    const t = tensor([...values], { dtype: 'float64' });
+    try {
+      this.collective('agreement', () => this.pg.allReduce(t, 'avg'));
       return t.toArray() as number[];
     } finally {
       t.dispose();
@@ -128,6 +144,7 @@ export class DataParallel implements GradientSync {
       }
       if (grads.length === 0) return;
       this.collective('gradient all-reduce', () => this.pg.allReduceBuckets(grads, 'avg', this.bucketBytes));
+      for (const g of grads) this.stats.gradientBytes += g.numel() * 4;
       this.stats.gradientReductions++;
     } finally {
       dispose(grads);
@@ -186,4 +203,30 @@ export function rankBatch(globalBatch: number, out: string, resume: boolean | un
     }
   }
   return { batch: globalBatch / world, world, config: dp ? { world_size: world } : {} };
+}
+
+/**
+ * The checkpoint this rank resumes from so that every rank resumes at one iteration: its own
+ * `last`, or (a rank killed while the others were still writing left them one checkpoint behind) its
+ * `last.prev`, which must then be at the iteration (or epoch: `key`) the others have. Single process: `last`.
+ */
+export function commonCheckpoint(last: string, key: 'iteration' | 'epoch', log: (line: string) => void): string {
+  const dp = dataParallel();
+  const progressOf = (base: string): number => readCheckpointConfig<{ state: Record<string, number> }>(base).state[key] ?? 0;
+  if (!dp) return last;
+  const mine = progressOf(last);
+  const common = dp.agreeMin([mine])[0]!;
+  if (mine === common) return last;
+  const prev = `${last}.prev`;
+  const before = existsSync(checkpointPaths(prev).weights) ? progressOf(prev) : undefined;
+  if (before !== common) {
+    throw new Error(`--resume: rank ${dp.rank}'s checkpoints are at ${mine} and ${before ?? 'none'}, another rank's at ${common}: the ranks cannot be brought to one point`);
+  }
+  log(`rank ${dp.rank} was one checkpoint ahead of another rank: resuming from its previous checkpoint (${key} ${common})`);
+  return prev;
+}
+
+/** Where rank `rank` keeps its checkpoint: rank 0 (and a single process) checkpoints/<name>, rank r checkpoints/rank-r/<name>. */
+export function rankCheckpointBase(out: string, rank: number, name = 'last'): string {
+  return rank === 0 ? join(out, 'checkpoints', name) : join(out, 'checkpoints', `rank-${rank}`, name);
 }

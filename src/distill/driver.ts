@@ -19,7 +19,9 @@ import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, removeStaleTemps, resolveCheckpoint, saveCheckpoint } from '../export/checkpoint.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { dataParallel, rankSeed } from '../dist/data-parallel.js';
+import { commonCheckpoint, dataParallel, rankCheckpointBase, rankSeed } from '../dist/data-parallel.js';
+
+export { rankCheckpointBase };
 
 export interface LoopConfig {
   /** Stop after this many iterations... */
@@ -123,23 +125,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     if (resolveCheckpoint(last, log) === 'none') {
       throw new Error(`--resume: ${out} has no checkpoint${main ? '' : ` of rank ${rank}`} to resume from (${checkpointPaths(last).weights} not found); start the run without --resume`);
     }
-    type Saved = { state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> };
-    let from = last;
-    let saved = readCheckpointConfig<Saved>(last);
-    if (dp) {
-      // Every rank resumes at the newest iteration all of them saved: one ahead (killed while the
-      // others were still writing) takes the checkpoint before it, which must be that iteration.
-      const common = dp.agreeMin([saved.state.iteration])[0]!;
-      if (saved.state.iteration > common) {
-        from = `${last}.prev`;
-        const prev = existsSync(checkpointPaths(from).weights) ? readCheckpointConfig<Saved>(from) : undefined;
-        if (prev?.state.iteration !== common) {
-          throw new Error(`--resume: rank ${rank}'s checkpoints are at iterations ${saved.state.iteration} and ${prev?.state.iteration ?? 'none'}, another rank's at ${common}: the ranks cannot be brought to one iteration`);
-        }
-        saved = prev;
-        log(`rank ${rank} was one checkpoint ahead of another rank: resuming from its previous checkpoint (iteration ${common})`);
-      }
-    }
+    // Every rank resumes at the newest iteration all of them saved.
+    const from = commonCheckpoint(last, 'iteration', log);
+    const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(from);
     const extra = loadCheckpointInto(from, model, prefixes);
     const byPrefix = (p: string): Record<string, Tensor> =>
       Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith(p)).map(([k, t]) => [k.slice(p.length), t]));
@@ -177,6 +165,8 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   };
 
   const budgetSeconds = cfg.minutes * 60;
+  const startSeconds = state.seconds;
+  const startIteration = state.iteration;
   const started = performance.now() - state.seconds * 1000;
   // Data-parallel: the clock every rank decides by is the agreed (largest) one of the last iteration.
   const elapsed = dp ? (): number => state.seconds : (): number => (performance.now() - started) / 1000;
@@ -247,10 +237,11 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   }
   if (state.iteration === 0) saveLast();
   opt.disposeState();
+  const ran = state.iteration - startIteration;
+  if (dp && ran > 0) {
+    const st = dp.stats;
+    log(`data-parallel: ${dp.worldSize} ranks; rank 0 spent ${st.collectiveSeconds.toFixed(1)} s of ${(state.seconds - startSeconds).toFixed(1)} s in ${st.collectives} collectives (waiting for the other ranks included), ${(st.gradientBytes / ran / 1e6).toFixed(2)} MB of gradients averaged per iteration`);
+  }
   return { iterations: state.iteration, seconds: state.seconds, stoppedBy };
 }
 
-/** Where rank `rank` keeps its checkpoint: rank 0 (and a single process) checkpoints/last, rank r checkpoints/rank-r/last. */
-export function rankCheckpointBase(out: string, rank: number): string {
-  return rank === 0 ? join(out, 'checkpoints', 'last') : join(out, 'checkpoints', `rank-${rank}`, 'last');
-}

@@ -9,6 +9,7 @@ import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, removeStaleTemps, resolveCheckpoint } from '../export/checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
+import { commonCheckpoint, dataParallel } from '../dist/data-parallel.js';
 
 export interface EpochState {
   /** Epochs completed. */
@@ -35,12 +36,18 @@ export function startOrResume<C extends object, S extends EpochState>(o: {
 }): S {
   let state = o.initial;
   const metricsFile = join(o.out, 'metrics.jsonl');
+  // Data-parallel: rank 0 alone writes metrics.jsonl; every rank resumes its own checkpoint, at the
+  // epoch all of them have.
+  const dp = dataParallel();
+  const main = (dp?.rank ?? 0) === 0;
   if (o.resume) {
-    for (const p of removeStaleTemps(o.out)) o.log(`removed ${p} (left by an interrupted write)`);
+    if (main) for (const p of removeStaleTemps(o.out, 3)) o.log(`removed ${p} (left by an interrupted write)`);
+    dp?.barrier();
     if (resolveCheckpoint(o.last, o.log) === 'none') {
-      throw new Error(`--resume: ${o.out} has no checkpoint to resume from (${checkpointPaths(o.last).weights} not found); start the run without --resume`);
+      throw new Error(`--resume: ${o.out} has no checkpoint${main ? '' : ` of rank ${dp!.rank}`} to resume from (${checkpointPaths(o.last).weights} not found); start the run without --resume`);
     }
-    const saved = readCheckpointConfig<{ train: C; state: S }>(o.last);
+    const from = commonCheckpoint(o.last, 'epoch', o.log);
+    const saved = readCheckpointConfig<{ train: C; state: S }>(from);
     const keys = Object.keys(o.cfg) as (keyof C)[];
     const savedValue = (k: keyof C): unknown => saved.train[k] ?? o.defaults?.[k];
     const mismatch = keys.filter((k) => JSON.stringify(o.cfg[k]) !== JSON.stringify(savedValue(k)));
@@ -50,19 +57,20 @@ export function startOrResume<C extends object, S extends EpochState>(o: {
       );
     }
     const modules = Object.entries(o.extra ?? {});
-    const extra = loadCheckpointInto(o.last, o.model, ['optim.', ...modules.map(([p]) => `${p}.`)]);
+    const extra = loadCheckpointInto(from, o.model, ['optim.', ...modules.map(([p]) => `${p}.`)]);
     const byPrefix = (p: string): Record<string, Tensor> =>
       Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith(p)).map(([k, t]) => [k.slice(p.length), t]));
     for (const [p, m] of modules) m.loadStateDict(byPrefix(`${p}.`));
     o.opt.loadStateDict({ state: byPrefix('optim.'), meta: saved.state.optimizer });
     dispose(extra);
     state = saved.state;
-    o.log(`resumed from ${o.last} ${o.describe(state)}`);
+    o.log(`resumed from ${from} ${o.describe(state)}${dp ? `, ${dp.worldSize} ranks` : ''}`);
   } else {
-    writeJsonAtomic(join(o.out, 'config.json'), o.cfg);
-    writeFileAtomic(metricsFile, '');
+    // Every rank writes it (the same bytes): a rank on another machine resumes from its own copy.
+    writeJsonAtomic(join(o.out, 'config.json'), { ...o.cfg, ...(dp ? { world_size: dp.worldSize } : {}) });
+    if (main) writeFileAtomic(metricsFile, '');
   }
-  if (o.resume) {
+  if (o.resume && main) {
     // Drop metric lines of an epoch whose checkpoint was not written (interrupted in between).
     const lines = existsSync(metricsFile) ? readFileSync(metricsFile, 'utf8').split('\n').filter((l) => l.trim() !== '') : [];
     writeFileAtomic(metricsFile, lines.filter((l) => (JSON.parse(l) as { epoch: number }).epoch <= state.epoch).map((l) => `${l}\n`).join(''));

@@ -4,7 +4,8 @@
 // re-seeded from (seed, epoch) at every epoch start, so an interrupted run and an uninterrupted one
 // take the same steps.
 import { appendFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { dataParallel, rankBatch, rankCheckpointBase, rankSeed } from '../dist/data-parallel.js';
 import { dispose, manualSeed, randperm, type Tensor } from '../tensor/tensor.js';
 import { AdamW, type OptimizerMeta } from '../nn/optim.js';
 import { oneCycle } from '../nn/schedule.js';
@@ -85,11 +86,19 @@ export function trainRun(
   data: { train: ImageDataset; val: ImageDataset },
   opts: { resume?: boolean; stopAfterEpochs?: number } & RunHooks = {},
 ): { bestValAcc: number; bestEpoch: number; epochs: number; seconds: number } {
-  const log = opts.log ?? (() => {});
+  // Data-parallel (src/dist/data-parallel.ts): every rank draws the same permutation of the training
+  // set each epoch and takes its own slice of each global batch (torch's DistributedSampler), with its
+  // own augmentation; gradients are averaged at each step; rank 0 alone evaluates, writes the metrics
+  // and checkpoints/best; every rank keeps its own checkpoints/last (rank r: checkpoints/rank-r/last).
+  const dp = dataParallel();
+  const rank = dp?.rank ?? 0;
+  const main = rank === 0;
+  const log = main ? (opts.log ?? (() => {})) : () => {};
   const ckptDir = join(out, 'checkpoints');
-  const last = join(ckptDir, 'last');
+  const last = rankCheckpointBase(out, rank);
   const best = join(ckptDir, 'best');
-  mkdirSync(ckptDir, { recursive: true });
+  mkdirSync(dirname(last), { recursive: true });
+  const split = rankBatch(cfg.batchSize, out, opts.resume);
 
   const opt = new AdamW(model.parameters(), { lr: cfg.lr, weightDecay: cfg.weightDecay });
   const n = data.train.labels.size(0);
@@ -106,6 +115,8 @@ export function trainRun(
     describe: (st) => `after epoch ${st.epoch} (step ${st.step}, best val ${(100 * st.bestValAcc).toFixed(2)}%)`,
   });
 
+  // Rank 0's weights everywhere (DDP's broadcast at construction).
+  dp?.broadcastFromMain(Object.values(model.stateDict()));
   const started = performance.now() - state.seconds * 1000;
   const elapsed = (): number => (performance.now() - started) / 1000;
   const stopAt = opts.stopAfterEpochs !== undefined ? Math.min(cfg.epochs, state.epoch + opts.stopAfterEpochs) : cfg.epochs;
@@ -114,13 +125,15 @@ export function trainRun(
     manualSeed(epochSeed(cfg.seed, epoch));
     model.train();
     const perm = randperm(n);
+    // Each rank augments with its own stream (the permutation above is every rank's).
+    if (dp) manualSeed(rankSeed(epochSeed(cfg.seed, epoch), rank + 1));
     let lossSum = 0;
     let lr = cfg.lr;
     const epochStart = performance.now();
     for (let b = 0; b < stepsPerEpoch; b++) {
       lr = schedule(state.step);
       opt.setLr(lr);
-      const loss = supervisedStep(model, opt, data.train, perm.narrow(0, b * cfg.batchSize, cfg.batchSize), cfg);
+      const loss = supervisedStep(model, opt, data.train, perm.narrow(0, b * cfg.batchSize + rank * split.batch, split.batch), cfg);
       if (!Number.isFinite(loss)) {
         perm.dispose();
         throw new Error(`training diverged: loss is ${loss} at epoch ${epoch + 1}, step ${state.step}; the last good checkpoint is ${last}.safetensors (try a lower --lr)`);
@@ -138,13 +151,21 @@ export function trainRun(
       });
     }
     perm.dispose();
-    const val = evaluateClassifier(model, data.val);
-    const metrics: EpochMetrics = { epoch: epoch + 1, step: state.step, train_loss: lossSum / stepsPerEpoch, val_acc: val.accuracy, lr, seconds: elapsed() };
-    appendFileSync(join(out, 'metrics.jsonl'), `${JSON.stringify(metrics)}\n`);
-    opts.onEpoch?.(metrics);
+    // The ranks' BN running statistics moved on their own slices: rank 0's everywhere, so every
+    // rank's checkpoint holds the same model; the loss reported is the global batch's.
+    if (dp) {
+      dp.broadcastFromMain(model.buffers());
+      lossSum = dp.agreeMean([lossSum])[0]!;
+    }
+    const val = main ? evaluateClassifier(model, data.val) : undefined;
+    if (val) {
+      const metrics: EpochMetrics = { epoch: epoch + 1, step: state.step, train_loss: lossSum / stepsPerEpoch, val_acc: val.accuracy, lr, seconds: elapsed() };
+      appendFileSync(join(out, 'metrics.jsonl'), `${JSON.stringify(metrics)}\n`);
+      opts.onEpoch?.(metrics);
+    }
     state.epoch = epoch + 1;
-    state.seconds = elapsed();
-    if (val.accuracy > state.bestValAcc) {
+    state.seconds = dp ? dp.agreeMax([elapsed()])[0]! : elapsed();
+    if (val && val.accuracy > state.bestValAcc) {
       state.bestValAcc = val.accuracy;
       state.bestEpoch = epoch + 1;
       const card: ModelCard = {
