@@ -4,8 +4,10 @@
 // clock: start-up, teacher loading and the final evaluation are left out); then, at the demo's wall
 // budget (5 minutes, its evaluation and checkpoint cadence), test accuracy of the best single-process
 // setting against 2 ranks. summary.speedup_2ranks = 2 ranks' median iterations/s over the best
-// single-process setting's.
-import { spawnSync } from 'node:child_process';
+// single-process setting's. The machine's own ceiling is measured too: two independent 1-thread runs
+// side by side at half the batch each (no communication at all), whose slower one bounds what 2 ranks
+// can reach when the cores share caches and memory bandwidth (summary.ceiling_2ranks).
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { BENCH_DIR, median, report } from './common.js';
@@ -44,6 +46,18 @@ function distill(cli: string, args: string[], out: string): RunResult {
   return JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult;
 }
 
+function distillAsync(cli: string, args: string[], out: string): Promise<RunResult> {
+  rmSync(out, { recursive: true, force: true });
+  return new Promise((ok, fail) => {
+    const c = spawn(process.execPath, [cli, 'distill', ...args, '--out', out, '--no-report'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
+    c.on('exit', (code) => (code === 0 ? ok(JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as RunResult) : fail(new Error(`dfkd distill ${args.join(' ')} failed (${code}): ${err}`))));
+  });
+}
+
+const CEILING = 'ceiling: 2 independent 1-thread runs side by side, batch / 2 each';
+
 export async function benchDdp(o: DdpBenchOptions): Promise<string> {
   const cli = resolve(BENCH_DIR, '..', 'dist/src/cli/main.js');
   const name = `ddp${o.tiny ? '-tiny' : ''}`;
@@ -58,9 +72,15 @@ export async function benchDdp(o: DdpBenchOptions): Promise<string> {
       ips[m.mode]!.push(res.iterations_per_second);
       process.stdout.write(`round ${r + 1}/${o.rounds} ${m.mode}: ${res.iterations_per_second.toFixed(3)} it/s\n`);
     }
+    const pair = ['a', 'b'].map((k) =>
+      distillAsync(cli, [...base.map((v, i) => (base[i - 1] === '--batch' ? String(o.batch / 2) : v)), '--threads', '1', '--iterations', String(o.iterations), '--eval-every', never, '--sample-every', never, '--checkpoint-every', never], join(runs, `ceiling-${r}-${k}`)),
+    );
+    const slower = Math.min(...(await Promise.all(pair)).map((x) => x.iterations_per_second));
+    (ips[CEILING] ??= []).push(slower);
+    process.stdout.write(`round ${r + 1}/${o.rounds} ${CEILING}: ${slower.toFixed(3)} it/s (the slower)\n`);
   }
-  const speed = MODES.map((m) => ({ mode: m.mode, iterations_per_s: median(ips[m.mode]!), rounds: ips[m.mode]!.map((v) => +v.toFixed(3)).join(' ') }));
-  const [one1, one2, two] = speed.map((s) => s.iterations_per_s) as [number, number, number];
+  const speed = [...MODES.map((m) => m.mode), CEILING].map((mode) => ({ mode, iterations_per_s: median(ips[mode]!), rounds: ips[mode]!.map((v) => +v.toFixed(3)).join(' ') }));
+  const [one1, one2, two, ceiling] = speed.map((s) => s.iterations_per_s) as [number, number, number, number];
   const bestSingle = one1 >= one2 ? MODES[0] : MODES[1];
 
   const accuracy: Record<string, unknown>[] = [];
@@ -79,6 +99,7 @@ export async function benchDdp(o: DdpBenchOptions): Promise<string> {
     results: [...speed, ...accuracy],
     summary: {
       speedup_2ranks: two / Math.max(one1, one2),
+      ceiling_2ranks: ceiling / Math.max(one1, one2),
       best_single_process: bestSingle.mode,
       speedup_2threads_vs_1: one2 / one1,
       ...(accuracy.length === 2 ? { retention_single: accuracy[0]!.retention, retention_2ranks: accuracy[1]!.retention } : {}),

@@ -119,7 +119,7 @@ describe('bench ddp (tiny)', () => {
     const r = spawnSync(process.execPath, [join(ROOT, 'dist/bench/run.js'), 'ddp', '--tiny'], { cwd: ROOT, encoding: 'utf8', timeout: 170_000 });
     assert.equal(r.status, 0, r.stderr);
     const res = JSON.parse(readFileSync(join(ROOT, 'bench/results/ddp-tiny.json'), 'utf8')) as { results: { mode: string; iterations_per_s: number }[]; summary: { speedup_2ranks: number } };
-    assert.deepEqual(res.results.map((x) => x.mode), ['1 process × 1 thread', '1 process × 2 threads', '2 ranks × 1 thread']);
+    assert.deepEqual(res.results.map((x) => x.mode), ['1 process × 1 thread', '1 process × 2 threads', '2 ranks × 1 thread', 'ceiling: 2 independent 1-thread runs side by side, batch / 2 each']);
     assert.ok(res.results.every((x) => x.iterations_per_s > 0) && res.summary.speedup_2ranks > 0);
   });
 });

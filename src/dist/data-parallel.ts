@@ -115,6 +115,22 @@ export class DataParallel implements GradientSync {
     }
   }
 
+  /** The sum of each value over the ranks (exact for counts below 2^53). */
+  agreeSum(values: readonly number[]): number[] {
+    const t = tensor([...values], { dtype: 'float64' });
+    try {
+      this.collective('agreement', () => this.pg.allReduce(t, 'sum'));
+      return t.toArray() as number[];
+    } finally {
+      t.dispose();
+    }
+  }
+
+  /** Evaluation split between the ranks (evaluateClassifier's shard). */
+  get evalShard(): { rank: number; world: number; sum: (v: number[]) => number[] } {
+    return { rank: this.rank, world: this.worldSize, sum: (v) => this.agreeSum(v) };
+  }
+
   /** The mean of each value over the ranks (a loss to report for the global batch). */
   agreeMean(values: readonly number[]): number[] {
     const t = tensor([...values], { dtype: 'float64' });

@@ -83,6 +83,11 @@ export interface DriverHooks<B extends { logs: Record<string, number> }> {
   studentStep: (batch: B, k: number) => Record<string, number>;
   /** The validation metrics (evaluation only; the model is put back in train mode after). */
   evaluate: () => Record<string, number>;
+  /**
+   * Data-parallel: `evaluate` is collective (each rank evaluates a share, the figures are summed), so
+   * every rank calls it; otherwise rank 0 alone evaluates while the others wait.
+   */
+  evaluateOnEveryRank?: boolean;
   /** Sample grids every `sampleEvery` iterations and at the end. */
   samples?: (iteration: number) => void;
   /**
@@ -219,15 +224,17 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     h.onIteration?.(state.iteration, plannedTotal(), logs, state.seconds);
 
     const done = state.iteration >= cfg.iterations || elapsed() >= budgetSeconds;
-    if (main && (state.iteration % cfg.evalEvery === 0 || done)) {
+    if ((main || h.evaluateOnEveryRank) && (state.iteration % cfg.evalEvery === 0 || done)) {
       const metrics = h.evaluate();
       model.train();
       const row: { iteration: number; seconds: number; [k: string]: number } = { iteration: state.iteration, seconds: state.seconds, ...metrics, lr };
       for (const [k, v] of Object.entries(sums)) row[k] = v / Math.max(1, count);
       for (const k of Object.keys(sums)) delete sums[k];
       count = 0;
-      appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
-      h.onEval?.(row);
+      if (main) {
+        appendFileSync(metricsFile, `${JSON.stringify(row)}\n`);
+        h.onEval?.(row);
+      }
     }
     if (main && (state.iteration % cfg.sampleEvery === 0 || done) && h.samples) {
       h.syncMethod?.(state.iteration);

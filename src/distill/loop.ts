@@ -4,6 +4,7 @@
 // sample grids; checkpoints every `checkpointEvery` iterations with an exact --resume (libtorch's
 // generator is re-seeded from (seed, iteration) at every iteration start); a NaN loss stops the run
 // with the last good checkpoint intact.
+import { dataParallel } from '../dist/data-parallel.js';
 import { inferenceMode, tidy, type Tensor } from '../tensor/tensor.js';
 import { Adam, SGD, type Optimizer } from '../nn/optim.js';
 import { clipGradNorm } from '../nn/clip.js';
@@ -80,7 +81,9 @@ export function distillLoop(
       opt.step();
       return logs;
     },
-    evaluate: () => ({ val_acc: evaluateClassifier(ctx.student, val).accuracy }),
+    // Data-parallel: each rank evaluates its share of the validation split (the counts are summed).
+    evaluate: () => ({ val_acc: evaluateClassifier(ctx.student, val, 500, dataParallel()?.evalShard).accuracy }),
+    evaluateOnEveryRank: true,
     samples: opts.onSamples ? (iteration) => writeSamples(ctx, method, iteration, opts.onSamples!) : undefined,
   });
 }

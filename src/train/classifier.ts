@@ -148,16 +148,30 @@ export interface EvalResult {
   perClassAccuracy: number[];
 }
 
-/** Accuracy, confusion matrix and per-class accuracy on a labelled set (inference mode, no grads). */
-export function evaluateClassifier(model: ClassifierModule, data: ImageDataset, batchSize = 500): EvalResult {
+/** Evaluation split between data-parallel ranks: this rank's share, and the sum over all ranks. */
+export interface EvalShard {
+  rank: number;
+  world: number;
+  /** Element-wise sum of `values` over the ranks (every rank calls it with the same length). */
+  sum: (values: number[]) => number[];
+}
+
+/**
+ * Accuracy, confusion matrix and per-class accuracy on a labelled set (inference mode, no grads).
+ * With `shard`, each rank evaluates its contiguous share and the confusion counts are summed: every
+ * rank gets the whole set's figures, identical to one process evaluating it all.
+ */
+export function evaluateClassifier(model: ClassifierModule, data: ImageDataset, batchSize = 500, shard?: EvalShard): EvalResult {
   const wasTraining = model.training;
   model.eval();
   const k = data.numClasses;
   const n = data.labels.size(0);
-  const confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  let confusion = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+  const lo = shard ? Math.floor((n * shard.rank) / shard.world) : 0;
+  const hi = shard ? Math.floor((n * (shard.rank + 1)) / shard.world) : n;
   inferenceMode(() => {
-    for (let s = 0; s < n; s += batchSize) {
-      const m = Math.min(batchSize, n - s);
+    for (let s = lo; s < hi; s += batchSize) {
+      const m = Math.min(batchSize, hi - s);
       const [pred, truth] = tidy(() => {
         const x = normalize(data.images.narrow(0, s, m), data.mean, data.std);
         return [model.forward(x).logits.argmax(1).toArray(), data.labels.narrow(0, s, m).toArray()];
@@ -166,6 +180,10 @@ export function evaluateClassifier(model: ClassifierModule, data: ImageDataset, 
     }
   });
   if (wasTraining) model.train();
+  if (shard) {
+    const total = shard.sum(confusion.flat());
+    confusion = confusion.map((row, i) => row.map((_, j) => total[i * k + j]!));
+  }
   const correct = confusion.reduce((acc, row, i) => acc + row[i]!, 0);
   const perClassAccuracy = confusion.map((row, i) => {
     const total = row.reduce((a, b) => a + b, 0);

@@ -157,7 +157,9 @@ export function trainRun(
       dp.broadcastFromMain(model.buffers());
       lossSum = dp.agreeMean([lossSum])[0]!;
     }
-    const val = main ? evaluateClassifier(model, data.val) : undefined;
+    // Each rank evaluates its share of the validation split; rank 0 records it.
+    const evaluated = evaluateClassifier(model, data.val, 500, dp?.evalShard);
+    const val = main ? evaluated : undefined;
     if (val) {
       const metrics: EpochMetrics = { epoch: epoch + 1, step: state.step, train_loss: lossSum / stepsPerEpoch, val_acc: val.accuracy, lr, seconds: elapsed() };
       appendFileSync(join(out, 'metrics.jsonl'), `${JSON.stringify(metrics)}\n`);
