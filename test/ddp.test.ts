@@ -15,6 +15,8 @@ import { makeTinyDetrTeacher } from '../src/testing/faults.js';
 import { loadClassifier } from '../src/models/load.js';
 import { loadDataset } from '../src/data/index.js';
 import { evaluateClassifier } from '../src/train/classifier.js';
+import { placeRank } from '../src/cli/launch.js';
+import { availableBackends } from '../src/dist/process-group.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dfkd-ddp-'));
 const dist = path.resolve('dist/src');
@@ -200,6 +202,20 @@ describe('data-parallel distillation (2 ranks, Gloo)', () => {
     assertSameTensors(studentOf(path.join(tmp, 'train-2', 'checkpoints', 'last.safetensors'), true), studentOf(path.join(tmp, 'train-2', 'checkpoints', 'rank-1', 'last.safetensors'), true), 'train ranks');
     assert.equal(JSON.parse(fs.readFileSync(path.join(tmp, 'train-2', 'config.json'), 'utf8')).world_size, 2);
     assert.ok(fs.existsSync(path.join(tmp, 'train-2', 'model.safetensors')));
+  });
+
+  test('a CUDA rank takes the GPU of its LOCAL_RANK on NCCL, or is refused where the LibTorch has no NCCL; a CPU rank stays on Gloo', async () => {
+    const role = () => ({ dist: { rank: 1, worldSize: 2, store: { kind: 'file' as const, path: '/nonexistent' } }, worker: true, launcher: false });
+    const cpu = role();
+    assert.equal(await placeRank(cpu, 'cpu', { LOCAL_RANK: '1' }), 'cpu');
+    assert.equal((cpu.dist as { backend?: string }).backend, undefined);
+    if (availableBackends().includes('nccl')) {
+      const gpu = role();
+      assert.equal(await placeRank(gpu, 'cuda', { LOCAL_RANK: '1' }), 'cuda:1');
+      assert.equal((gpu.dist as { backend?: string }).backend, 'nccl');
+    } else {
+      await assert.rejects(placeRank(role(), 'cuda', { LOCAL_RANK: '1' }), /needs NCCL, which this LibTorch build does not have/);
+    }
   });
 
   test('a global batch that does not divide into the ranks, and a resume with another number of ranks, are refused', async () => {

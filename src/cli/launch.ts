@@ -190,3 +190,17 @@ export async function leaveGroup(): Promise<void> {
   const { shutdownDataParallel } = await import('../dist/data-parallel.js');
   shutdownDataParallel();
 }
+
+/**
+ * The device and backend of this rank: on CUDA each rank takes the GPU of its LOCAL_RANK (torchrun's
+ * and --nproc's) and the group runs on NCCL, which the LibTorch must have; on the CPU, Gloo.
+ */
+export async function placeRank(role: RankRole, device: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (!role.dist || !device.startsWith('cuda')) return device;
+  const { availableBackends } = await import('../dist/process-group.js');
+  if (!availableBackends().includes('nccl')) {
+    throw new Error(`--device ${device} with data-parallel ranks needs NCCL, which this LibTorch build does not have (backends: ${availableBackends().join(', ')}); build against a CUDA LibTorch (LIBTORCH=... ./setup.sh) or run the ranks on the CPU`);
+  }
+  role.dist.backend = 'nccl';
+  return device === 'cuda' ? `cuda:${intFrom('LOCAL_RANK', env.LOCAL_RANK) ?? 0}` : device;
+}

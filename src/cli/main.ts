@@ -126,7 +126,7 @@ const train = program
   .addOption(new Option('--stop-after-epochs <n>', 'stop after this many epochs of this invocation (resume later)').argParser(positiveInt))
   .action(async (o: TrainCliOptions & DistCliOptions, cmd: Command) => {
     const { prepareRunFolder } = await import('./run-folder.js');
-    const { rankRole, joinGroup, prepareRankFolder, launchLocal, leaveGroup } = await import('./launch.js');
+    const { rankRole, joinGroup, placeRank, prepareRankFolder, launchLocal, leaveGroup } = await import('./launch.js');
     const role = rankRole(o);
     const { isDetectionSpec } = await import('../data/detection.js');
     if ((role.launcher || role.dist) && isDetectionSpec(o.dataset)) {
@@ -134,6 +134,7 @@ const train = program
     }
     // A rank --nproc started: the launcher prepared the folder. A rank started by hand: after joining.
     if (!role.worker && !role.dist) prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`));
+    o.device = await placeRank(role, o.device);
     await engine(o.threads, o.device);
     await joinGroup(role);
     if (role.dist && !role.worker) await prepareRankFolder(o.out, () => prepareRunFolder(o.out, o, (l) => process.stdout.write(`${l}\n`)));
@@ -232,7 +233,7 @@ for (const [name, f] of detectFlags) {
 }
 distill.action(async (given: DistillCliOptions & ImportCliOptions & DistCliOptions & { threads?: number; device: string; task?: 'classify' | 'detect' }, cmd: Command) => {
   const { checkBudgetFlags, resumeOptions } = await import('./distill.js');
-  const { rankRole, joinGroup, prepareRankFolder, launchLocal } = await import('./launch.js');
+  const { rankRole, joinGroup, placeRank, prepareRankFolder, launchLocal } = await import('./launch.js');
   checkBudgetFlags(given);
   const { dist, worker, launcher } = rankRole(given);
   if ((launcher || dist) && given.generatorProcess) throw new Error('--generator-process and data-parallel ranks (--nproc, --world-size) do not go together: give the ranks the cores instead');
@@ -249,6 +250,7 @@ distill.action(async (given: DistillCliOptions & ImportCliOptions & DistCliOptio
     o.folderReady = true;
     o.out = process.env.DFKD_DIST_OUT ?? o.out;
   }
+  o.device = await placeRank({ dist, worker, launcher }, o.device);
   await engine(o.threads, o.device);
   await joinGroup({ dist, worker, launcher });
   if (worker) return runDistillTask(o, cmd);
