@@ -1,5 +1,5 @@
 // The main job: the shipped MNIST ViT teacher → data-free distillation into the small ViT student
-// with the seed method (`tgan`) for about five minutes on two cores → test accuracy and retention →
+// with the seed method (`tgan`) for about five minutes at 1 intra-op thread (the fastest here: bench/results/ddp.json) → test accuracy and retention →
 // an HTML report with the synthetic samples.
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';

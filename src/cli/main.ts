@@ -93,7 +93,9 @@ program
   .addOption(new Option('--method <name>', 'method').choices(Object.keys(METHODS)).default('tgan'))
   .addOption(new Option('--student <preset>', 'student preset').default('vit-student-28'))
   .addOption(new Option('--out <dir>', 'run folder').default('runs/demo'))
-  .addOption(new Option('--threads <n>', 'intra-op threads (default: all cores)').argParser(positiveInt))
+  // 1 thread: on this project's 2-core machines the demo's run does 1.22 it/s at 1 thread, 0.72 at 2 and
+  // 1.15 as 2 data-parallel ranks (bench/results/ddp.json), so 1 thread reaches the most iterations.
+  .addOption(new Option('--threads <n>', 'intra-op threads (1 is fastest for this small run)').argParser(positiveInt).default(1))
   .action(async (o: { minutes: number; seed: number; method: string; student: string; out: string; threads?: number }) => {
     await engine(o.threads);
     const { runDemo } = await import('./demo.js');
