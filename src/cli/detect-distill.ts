@@ -4,11 +4,9 @@ import { prepareRunFolder } from './run-folder.js';
 import { DETECT_METHODS } from '../detect/distill/methods.js';
 import { checkDetectRunInputs, runDetectDistillation, type DetectDistillConfig, type DetectDistillResult } from '../detect/distill/run.js';
 import { writeRunReport } from '../report/html.js';
-import { progressBar, silentProgress } from './progress.js';
-import { dataParallel } from '../dist/data-parallel.js';
+import { progressBar, say } from './progress.js';
 import { hparamFlags, kebab, loopConfigOf, type DistillCliOptions } from './distill.js';
 
-const sayLine = (s: string): void => void process.stdout.write(`${s}\n`);
 const f4 = (x: number): string => x.toFixed(4);
 
 /** Every detection hyper-parameter, with the methods that have it and their defaults. */
@@ -26,9 +24,6 @@ export function detectHparamFlags(): Map<string, { methods: string[]; defaults: 
 }
 
 export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResult | null {
-  // Data-parallel ranks other than 0 work silently: rank 0 speaks for the run.
-  const quiet = (dataParallel()?.rank ?? 0) > 0;
-  const say = quiet ? (): void => {} : sayLine;
   const spec = DETECT_METHODS[o.method];
   if (!spec) throw new Error(`unknown detection method '${o.method}'; available: ${Object.keys(DETECT_METHODS).join(', ')}`);
   const hparams: Record<string, number> = {};
@@ -51,7 +46,7 @@ export function runDetectDistillCommand(o: DistillCliOptions): DetectDistillResu
   const cfg: DetectDistillConfig = { task: 'detect', teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit as DetectDistillConfig['studentInit'], ...(o.generatorProcess ? { generatorProcess: true } : {}) };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill (detection): ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);
-  const bar = quiet ? silentProgress : progressBar('distill', '{logs} | val mAP {val} | {ips} it/s');
+  const bar = progressBar('distill', '{logs} | val mAP {val} | {ips} it/s');
   let lastVal = 'n/a';
   const result = runDetectDistillation(cfg, out, {
     resume: o.resume,

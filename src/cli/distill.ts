@@ -10,10 +10,8 @@ import { METHODS } from '../distill/methods/index.js';
 import type { LoopConfig } from '../distill/loop.js';
 import { classGrid, saveGridLayout, savePng } from '../report/png.js';
 import { writeRunReport } from '../report/html.js';
-import { progressBar, silentProgress } from './progress.js';
-import { dataParallel } from '../dist/data-parallel.js';
+import { progressBar, say } from './progress.js';
 
-const sayLine = (s: string): void => void process.stdout.write(`${s}\n`);
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
 export const kebab = (s: string): string => s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
@@ -208,9 +206,6 @@ export function defaultDistillOut(method: string): string {
 }
 
 export function runDistillCommand(o: DistillCliOptions): DistillResult | null {
-  // Data-parallel ranks other than 0 work silently: rank 0 speaks for the run.
-  const quiet = (dataParallel()?.rank ?? 0) > 0;
-  const say = quiet ? (): void => {} : sayLine;
   const spec = METHODS[o.method];
   if (!spec) throw new Error(`unknown method '${o.method}'; available: ${Object.keys(METHODS).join(', ')}`);
   const hparams: Record<string, number | boolean> = {};
@@ -227,7 +222,7 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult | null {
   const cfg: DistillRunConfig = { teacher: o.teacher, student: o.student, method: o.method, hparams, loop, studentInit: o.studentInit };
   const budget = o.iterations !== undefined ? `${o.iterations} iterations` : `${loop.minutes} min`;
   say(`dfkd distill: ${o.method} (${spec.description}), teacher ${o.teacher} → student ${o.student}, ${budget}, batch ${o.batch}, seed ${o.seed} → ${out}`);
-  const bar = quiet ? silentProgress : progressBar('distill', '{logs} | val {val} | {ips} it/s');
+  const bar = progressBar('distill', '{logs} | val {val} | {ips} it/s');
   let lastVal = 'n/a';
   const result = runDistillation(cfg, out, {
     resume: o.resume,

@@ -63,7 +63,6 @@ export interface TrainCliOptions {
   stopAfterEpochs?: number;
 }
 
-/** The options given on the command line (or through the environment), as opposed to defaults. */
 /** Data-parallel flags (launch.ts), for distill and train. */
 function addDistOptions(cmd: Command): void {
   cmd
@@ -75,6 +74,7 @@ function addDistOptions(cmd: Command): void {
     .addOption(new Option('--dist-timeout <s>', 'data-parallel: how many seconds a rank waits for the others in a collective before the run fails').argParser(positiveNumber).default(300));
 }
 
+/** The options given on the command line (or through the environment), as opposed to defaults. */
 function explicitOptions(cmd: Command): Set<string> {
   return new Set(cmd.options.map((opt) => opt.attributeName()).filter((k) => ['cli', 'env'].includes(cmd.getOptionValueSource(k) ?? '')));
 }

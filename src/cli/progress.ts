@@ -1,13 +1,28 @@
 // Progress bars for long runs: step, loss, throughput and ETA; plain periodic lines when not a TTY
 // (CI logs), so a user always sees that work is moving.
 import cliProgress from 'cli-progress';
+import { dataParallel } from '../dist/data-parallel.js';
 
 export interface Progress {
   update(value: number, total: number, fields: Record<string, string | number>): void;
   stop(): void;
 }
 
+/** Whether this process speaks for its run: a single process, or rank 0 of a data-parallel one. */
+export function speaksForRun(): boolean {
+  return (dataParallel()?.rank ?? 0) === 0;
+}
+
+/** A line on stdout from the process that speaks for the run (the other data-parallel ranks are silent). */
+export function say(line: string): void {
+  if (speaksForRun()) process.stdout.write(`${line}\n`);
+}
+
+/** A bar that draws nothing: data-parallel ranks other than 0 (rank 0 shows the run's progress). */
+const silentProgress: Progress = { update() {}, stop() {} };
+
 export function progressBar(label: string, fieldsFormat: string): Progress {
+  if (!speaksForRun()) return silentProgress;
   const bar = new cliProgress.SingleBar(
     {
       format: `${label} {bar} {percentage}% | {value}/{total} | ${fieldsFormat} | ETA {eta_formatted}`,
@@ -46,6 +61,3 @@ export function progressBar(label: string, fieldsFormat: string): Progress {
     },
   };
 }
-
-/** A bar that draws nothing: data-parallel ranks other than 0 (rank 0 shows the run's progress). */
-export const silentProgress: Progress = { update() {}, stop() {} };

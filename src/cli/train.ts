@@ -12,18 +12,12 @@ import { normalize } from '../data/augment.js';
 import { evaluateClassifier } from '../train/classifier.js';
 import type { ModelCard } from '../models/load.js';
 import { publishModel, trainRun, TRAIN_RUN_DEFAULTS, type TrainRunConfig } from '../train/run.js';
-import { progressBar, silentProgress } from './progress.js';
-import { dataParallel } from '../dist/data-parallel.js';
+import { progressBar, say, speaksForRun } from './progress.js';
 import type { TrainCliOptions } from './main.js';
 
-const sayLine = (s: string): void => void process.stdout.write(`${s}\n`);
-const say = sayLine;
 const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
 export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
-  // Data-parallel ranks other than 0 work silently and publish nothing: rank 0 speaks for the run.
-  const quiet = (dataParallel()?.rank ?? 0) > 0;
-  const say = quiet ? (): void => {} : sayLine;
   const overrides: Record<string, unknown> = {};
   if (o.dropPath !== undefined) overrides.dropPath = o.dropPath;
   const cfg: TrainRunConfig = {
@@ -49,7 +43,7 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
   const model = createModel(o.model, { ...overrides, numClasses: train.numClasses });
   checkCompatible(model, train.images.shape.slice(1), o.model, o.dataset);
   say(`dfkd train: ${o.model} (${model.numParameters().toLocaleString()} params) on ${o.dataset} (${train.labels.size(0)} train / ${val.labels.size(0)} val), ${o.epochs} epochs, ${getNumThreads()} threads → ${o.out}`);
-  const bar = quiet ? silentProgress : progressBar('epoch {epochLabel}', 'loss {loss} | lr {lr} | {ips} img/s');
+  const bar = progressBar('epoch {epochLabel}', 'loss {loss} | lr {lr} | {ips} img/s');
   const result = trainRun(cfg, o.out, model, { train, val }, {
     resume: o.resume,
     stopAfterEpochs: o.stopAfterEpochs,
@@ -59,7 +53,7 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
     onEpoch: (m) => process.stderr.write(`\nepoch ${m.epoch}: train loss ${m.train_loss.toFixed(4)}, val acc ${pct(m.val_acc)} (${m.seconds.toFixed(0)} s)\n`),
   });
   bar.stop();
-  if (quiet) return;
+  if (!speaksForRun()) return; // a data-parallel rank other than 0: rank 0 publishes
   if (result.epochs < cfg.epochs) {
     say(`stopped after epoch ${result.epochs}/${cfg.epochs}; continue with the same command and --resume`);
     return;

@@ -8,8 +8,9 @@
 //     rank applies the same update — the mean-loss gradient of the global batch;
 //   - an optimiser of per-rank tensors (`replicated = false`: DeepInversion's input batch) is left alone;
 //   - the ranks agree on the clock (the largest elapsed time of any rank), so the time budget, the
-//     cosine schedule and "done" are decided the same everywhere; rank 0 alone evaluates, writes the
-//     metrics, samples, result and exported model; every rank checkpoints its own state (its synthetic
+//     cosine schedule and "done" are decided the same everywhere; each rank evaluates its share of the
+//     validation split (evalShard: the counts are summed); rank 0 alone writes the metrics, samples,
+//     result and exported model; every rank checkpoints its own state (its synthetic
 //     data differs), and a resume brings every rank back to one common iteration.
 //
 // Not DDP: the reduction runs after backward (DDP overlaps it with backward through autograd hooks),
@@ -18,7 +19,7 @@
 // where DDP's broadcast_buffers does it before each forward; a generator's buffers stay each rank's own.
 // The one group is global to the process (a training process is one rank), as torch.distributed's.
 import { existsSync, readFileSync } from 'node:fs';
-import { checkpointPaths, readCheckpointConfig } from '../export/checkpoint.js';
+import { checkpointPaths, readCheckpointConfig, removeStaleTemps, resolveCheckpoint } from '../export/checkpoint.js';
 import { join } from 'node:path';
 import { dispose, type Tensor, tensor, noGrad } from '../tensor/tensor.js';
 import { setGradientSync, type GradientSync, type Optimizer } from '../nn/optim.js';
@@ -106,24 +107,22 @@ export class DataParallel implements GradientSync {
 
   /** The largest of each value over the ranks (the agreed clock; any rank's NaN flag). */
   agreeMax(values: readonly number[]): number[] {
-    const t = tensor([...values], { dtype: 'float64' });
-    try {
-      this.collective('agreement', () => this.pg.allReduce(t, 'max'));
-      return t.toArray() as number[];
-    } finally {
-      t.dispose();
-    }
+    return this.agree(values, 'max');
+  }
+
+  /** The smallest of each value over the ranks (the iteration every rank can resume from). */
+  agreeMin(values: readonly number[]): number[] {
+    return this.agree(values, 'min');
   }
 
   /** The sum of each value over the ranks (exact for counts below 2^53). */
   agreeSum(values: readonly number[]): number[] {
-    const t = tensor([...values], { dtype: 'float64' });
-    try {
-      this.collective('agreement', () => this.pg.allReduce(t, 'sum'));
-      return t.toArray() as number[];
-    } finally {
-      t.dispose();
-    }
+    return this.agree(values, 'sum');
+  }
+
+  /** The mean of each value over the ranks (a loss to report for the global batch). */
+  agreeMean(values: readonly number[]): number[] {
+    return this.agree(values, 'avg');
   }
 
   /** Evaluation split between the ranks (evaluateClassifier's shard). */
@@ -131,20 +130,15 @@ export class DataParallel implements GradientSync {
     return { rank: this.rank, world: this.worldSize, sum: (v) => this.agreeSum(v) };
   }
 
-  /** The mean of each value over the ranks (a loss to report for the global batch). */
-  agreeMean(values: readonly number[]): number[] {
+  /** `values` reduced over the ranks by `op`, in float64. */
+  private agree(values: readonly number[], op: 'max' | 'min' | 'sum' | 'avg'): number[] {
     const t = tensor([...values], { dtype: 'float64' });
     try {
-      this.collective('agreement', () => this.pg.allReduce(t, 'avg'));
+      this.collective('agreement', () => this.pg.allReduce(t, op));
       return t.toArray() as number[];
     } finally {
       t.dispose();
     }
-  }
-
-  /** The smallest of each value over the ranks (the iteration every rank can resume from). */
-  agreeMin(values: readonly number[]): number[] {
-    return this.agreeMax(values.map((v) => -v)).map((v) => -v);
   }
 
   barrier(): void {
@@ -222,11 +216,28 @@ export function rankBatch(globalBatch: number, out: string, resume: boolean | un
 }
 
 /**
+ * The checkpoint a --resume of the run in `out` starts from (the distillation driver's and training's):
+ * what an interrupted write left behind goes first (rank 0, while the others wait), a damaged
+ * checkpoint falls back to the previous one (resolveCheckpoint), and every rank resumes at one point
+ * (commonCheckpoint). No checkpoint at all is an error.
+ */
+export function resumeCheckpoint(out: string, last: string, key: 'iteration' | 'epoch', log: (line: string) => void): string {
+  const dp = dataParallel();
+  const main = (dp?.rank ?? 0) === 0;
+  if (main) for (const p of removeStaleTemps(out, 3)) log(`removed ${p} (left by an interrupted write)`);
+  dp?.barrier();
+  if (resolveCheckpoint(last, log) === 'none') {
+    throw new Error(`--resume: ${out} has no checkpoint${main ? '' : ` of rank ${dp!.rank}`} to resume from (${checkpointPaths(last).weights} not found); start the run without --resume`);
+  }
+  return commonCheckpoint(last, key, log);
+}
+
+/**
  * The checkpoint this rank resumes from so that every rank resumes at one iteration: its own
  * `last`, or (a rank killed while the others were still writing left them one checkpoint behind) its
  * `last.prev`, which must then be at the iteration (or epoch: `key`) the others have. Single process: `last`.
  */
-export function commonCheckpoint(last: string, key: 'iteration' | 'epoch', log: (line: string) => void): string {
+function commonCheckpoint(last: string, key: 'iteration' | 'epoch', log: (line: string) => void): string {
   const dp = dataParallel();
   const progressOf = (base: string): number => readCheckpointConfig<{ state: Record<string, number> }>(base).state[key] ?? 0;
   if (!dp) return last;

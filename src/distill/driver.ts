@@ -9,7 +9,8 @@
 // Data-parallel (src/dist/data-parallel.ts; --nproc / --world-size): each rank synthesises with its
 // own seed and averages its gradients with the others at every optimiser step; the ranks agree on
 // the clock so every decision (stop, schedule, evaluate, checkpoint) is taken at the same iteration;
-// rank 0 alone evaluates and writes metrics.jsonl and samples; every rank keeps its own checkpoint
+// each rank evaluates its share of the validation split (evaluateOnEveryRank), rank 0 alone writes
+// metrics.jsonl and samples; every rank keeps its own checkpoint
 // (rank 0: checkpoints/last; rank r: checkpoints/rank-r/last) and a resume takes every rank back to
 // the newest iteration all of them have (a kill during a checkpoint write leaves some one behind).
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
@@ -17,11 +18,9 @@ import { dirname, join } from 'node:path';
 import { dispose, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, removeStaleTemps, resolveCheckpoint, saveCheckpoint } from '../export/checkpoint.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint } from '../export/checkpoint.js';
 import { writeFileAtomic } from '../util/fs.js';
-import { commonCheckpoint, dataParallel, rankCheckpointBase, rankSeed } from '../dist/data-parallel.js';
-
-export { rankCheckpointBase };
+import { dataParallel, rankCheckpointBase, rankSeed, resumeCheckpoint } from '../dist/data-parallel.js';
 
 export interface LoopConfig {
   /** Stop after this many iterations... */
@@ -123,15 +122,8 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
 
   const resuming = Boolean(h.resume);
   if (resuming) {
-    // What an interrupted write left behind goes first (rank 0, while the others wait); a damaged
-    // checkpoint falls back to the previous one.
-    if (main) for (const p of removeStaleTemps(out, 3)) log(`removed ${p} (left by an interrupted write)`);
-    dp?.barrier();
-    if (resolveCheckpoint(last, log) === 'none') {
-      throw new Error(`--resume: ${out} has no checkpoint${main ? '' : ` of rank ${rank}`} to resume from (${checkpointPaths(last).weights} not found); start the run without --resume`);
-    }
     // Every rank resumes at the newest iteration all of them saved.
-    const from = commonCheckpoint(last, 'iteration', log);
+    const from = resumeCheckpoint(out, last, 'iteration', log);
     const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(from);
     const extra = loadCheckpointInto(from, model, prefixes);
     const byPrefix = (p: string): Record<string, Tensor> =>

@@ -7,9 +7,9 @@ import { join } from 'node:path';
 import { dispose, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, removeStaleTemps, resolveCheckpoint } from '../export/checkpoint.js';
+import { loadCheckpointInto, readCheckpointConfig } from '../export/checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
-import { commonCheckpoint, dataParallel } from '../dist/data-parallel.js';
+import { dataParallel, resumeCheckpoint } from '../dist/data-parallel.js';
 
 export interface EpochState {
   /** Epochs completed. */
@@ -41,12 +41,7 @@ export function startOrResume<C extends object, S extends EpochState>(o: {
   const dp = dataParallel();
   const main = (dp?.rank ?? 0) === 0;
   if (o.resume) {
-    if (main) for (const p of removeStaleTemps(o.out, 3)) o.log(`removed ${p} (left by an interrupted write)`);
-    dp?.barrier();
-    if (resolveCheckpoint(o.last, o.log) === 'none') {
-      throw new Error(`--resume: ${o.out} has no checkpoint${main ? '' : ` of rank ${dp!.rank}`} to resume from (${checkpointPaths(o.last).weights} not found); start the run without --resume`);
-    }
-    const from = commonCheckpoint(o.last, 'epoch', o.log);
+    const from = resumeCheckpoint(o.out, o.last, 'epoch', o.log);
     const saved = readCheckpointConfig<{ train: C; state: S }>(from);
     const keys = Object.keys(o.cfg) as (keyof C)[];
     const savedValue = (k: keyof C): unknown => saved.train[k] ?? o.defaults?.[k];

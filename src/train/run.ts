@@ -88,8 +88,8 @@ export function trainRun(
 ): { bestValAcc: number; bestEpoch: number; epochs: number; seconds: number } {
   // Data-parallel (src/dist/data-parallel.ts): every rank draws the same permutation of the training
   // set each epoch and takes its own slice of each global batch (torch's DistributedSampler), with its
-  // own augmentation; gradients are averaged at each step; rank 0 alone evaluates, writes the metrics
-  // and checkpoints/best; every rank keeps its own checkpoints/last (rank r: checkpoints/rank-r/last).
+  // own augmentation; gradients are averaged at each step; each rank evaluates its share of the
+  // validation split, rank 0 alone writes the metrics and checkpoints/best; every rank keeps its own checkpoints/last (rank r: checkpoints/rank-r/last).
   const dp = dataParallel();
   const rank = dp?.rank ?? 0;
   const main = rank === 0;
