@@ -1039,8 +1039,11 @@ void waitWork(const c10::intrusive_ptr<c10d::Work>& work, std::chrono::milliseco
   if (!ok) throw std::runtime_error(what + " did not complete");
 }
 
-// distInit({backend, store: 'file'|'tcp', path, host, port, rank, worldSize, timeoutMs, device,
-//           interface}) -> group id
+// distInit({backend, store: 'file'|'tcp', path, host, port, rank, worldSize, timeoutMs,
+//           connectTimeoutMs, device, interface}) -> group id
+// connectTimeoutMs bounds the rendezvous (reaching rank 0's TCPStore, every rank joining the group):
+// ranks start at different moments (another machine, a slow addon load), so it is longer than the
+// collective timeout, which applies from then on.
 Napi::Value DistInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsObject()) throw Napi::TypeError::New(env, "distInit: expected an options object");
@@ -1050,17 +1053,21 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
   const int64_t rank = optInt(o, "rank", -1);
   const int64_t size = optInt(o, "worldSize", -1);
   const int64_t timeoutMs = optInt(o, "timeoutMs", 60000);
+  const int64_t connectTimeoutMs = optInt(o, "connectTimeoutMs", std::max<int64_t>(timeoutMs, 300000));
   if (size < 1 || rank < 0 || rank >= size) {
     throw Napi::RangeError::New(env, "distInit: need 0 <= rank < worldSize, got rank " + std::to_string(rank) +
                                          ", worldSize " + std::to_string(size));
   }
-  if (timeoutMs <= 0) throw Napi::RangeError::New(env, "distInit: timeoutMs must be positive");
+  if (timeoutMs <= 0 || connectTimeoutMs <= 0) {
+    throw Napi::RangeError::New(env, "distInit: timeoutMs and connectTimeoutMs must be positive");
+  }
   return distGuarded(env, "distInit", [&]() -> Napi::Value {
     auto g = std::make_unique<DistGroup>();
     g->backend = backend;
     g->rank = static_cast<int>(rank);
     g->size = static_cast<int>(size);
     g->timeout = std::chrono::milliseconds(timeoutMs);
+    const auto connectTimeout = std::chrono::milliseconds(connectTimeoutMs);
     if (storeKind == "file") {
       const std::string path = optString(o, "path", "");
       if (path.empty()) throw Napi::Error::New(env, "distInit: a file store needs a path");
@@ -1075,14 +1082,15 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
       so.isServer = rank == 0;
       so.numWorkers = static_cast<size_t>(size);
       so.waitWorkers = true;
-      so.timeout = g->timeout;
+      so.timeout = connectTimeout;
       g->store = c10::make_intrusive<c10d::TCPStore>(host, so);
     } else {
       throw Napi::Error::New(env, "distInit: unknown store '" + storeKind + "' (file or tcp)");
     }
-    g->store->setTimeout(g->timeout);
+    g->store->setTimeout(connectTimeout);
     if (backend == "gloo") {
-      auto opts = c10d::ProcessGroupGloo::Options::create(g->timeout);
+      // The group's own timeout is the rendezvous's; every collective passes g->timeout explicitly.
+      auto opts = c10d::ProcessGroupGloo::Options::create(connectTimeout);
       const std::string iface = optString(o, "interface", "");
       const std::string device = optString(o, "device", "");
       if (!iface.empty()) {
@@ -1106,6 +1114,7 @@ Napi::Value DistInit(const Napi::CallbackInfo& info) {
     } else {
       throw Napi::Error::New(env, "distInit: unknown backend '" + backend + "' (gloo or nccl)");
     }
+    g->store->setTimeout(g->timeout);  // the rendezvous is over
     auto& groups = distGroups();
     groups.push_back(g.release());
     return Napi::Number::New(env, static_cast<double>(groups.size() - 1));

@@ -35,9 +35,9 @@ console.log(JSON.stringify(out));
 process.exit(0);
 `);
 
-function world(kind: 'file' | 'tcp', where: string, mode = ''): Promise<Record<string, unknown>[]> {
+function world(kind: 'file' | 'tcp', where: string, mode = '', rank0DelayMs = 0): Promise<Record<string, unknown>[]> {
   const one = (rank: number): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
+    new Promise((resolve) => setTimeout(resolve, rank === 0 ? rank0DelayMs : 0)).then(() => new Promise((resolve, reject) => {
       const c = spawn(process.execPath, [worker, String(rank), '2', kind, where, mode], { stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
@@ -49,7 +49,7 @@ function world(kind: 'file' | 'tcp', where: string, mode = ''): Promise<Record<s
         if (code !== 0 && !(mode === 'die' && rank === 1 && code === 3)) reject(new Error(`rank ${rank} exited ${code}: ${err}`));
         else resolve(out.trim() ? (JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>) : {});
       });
-    });
+    }));
   return Promise.all([one(0), one(1)]);
 }
 
@@ -68,6 +68,15 @@ test('Gloo over a TCPStore on loopback: the same values', async () => {
   const port = 29_500 + (process.pid % 400);
   const ranks = await world('tcp', String(port));
   for (const r of ranks) for (const [k, v] of Object.entries(expected)) assert.deepEqual(r[k], v, k);
+});
+
+test('rank 0 starting 4 s after rank 1 (longer than the 1.5 s collective timeout): the rendezvous waits for it', async () => {
+  // CI failed this way: rank 1 gave up on rank 0's TCPStore after the collective timeout.
+  const port = 29_100 + (process.pid % 400);
+  const ranks = await world('tcp', String(port), '', 4000);
+  for (const r of ranks) assert.deepEqual(r.sum, expected.sum);
+  const file = await world('file', path.join(tmp, 'store-late'), '', 4000);
+  for (const r of file) assert.deepEqual(r.sum, expected.sum);
 });
 
 test('a peer that exits: the other rank gets an error, not a hang', async () => {

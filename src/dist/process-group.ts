@@ -17,6 +17,9 @@ export const DDP_BUCKET_BYTES = 25 * 1024 * 1024;
 /** Default collective timeout: long enough for rank 0's evaluation, which the other ranks wait out. */
 export const DEFAULT_TIMEOUT_MS = 300_000;
 
+/** Default rendezvous timeout (torchrun waits 900 s for its ranks; users start machines by hand). */
+export const CONNECT_TIMEOUT_MS = 300_000;
+
 export type StoreSpec =
   | { kind: 'file'; path: string }
   | { kind: 'tcp'; host: string; port: number };
@@ -27,6 +30,12 @@ export interface ProcessGroupOptions {
   store: StoreSpec;
   backend?: Backend;
   timeoutMs?: number;
+  /**
+   * How long the rendezvous may take (reaching rank 0's store, every rank joining): ranks start at
+   * different moments, so by default the longer of `timeoutMs` and CONNECT_TIMEOUT_MS. CI failed with
+   * it equal to a 1.5 s collective timeout: a rank whose addon loaded first gave up on rank 0's store.
+   */
+  connectTimeoutMs?: number;
   /** Gloo: the network interface to bind (torch's GLOO_SOCKET_IFNAME); default: this host's address, loopback for a file store. */
   interface?: string;
 }
@@ -59,6 +68,7 @@ export class ProcessGroup {
       rank: o.rank,
       worldSize: o.worldSize,
       timeoutMs: this.timeoutMs,
+      connectTimeoutMs: o.connectTimeoutMs ?? Math.max(this.timeoutMs, CONNECT_TIMEOUT_MS),
       interface: iface,
       device,
     });
