@@ -41,7 +41,9 @@ export interface BenchResult {
 /** Writes bench/results/<name>.json (atomically) and prints the rows as a table. */
 export function report(r: BenchResult, outDir = join(BENCH_DIR, 'results')): string {
   const file = join(outDir, `${r.name}.json`);
-  writeJsonAtomic(file, { ...r, commit: gitCommit(), date: new Date().toISOString(), machine: machine() });
+  // The exact command, so that a figure can be regenerated (issue 17).
+  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
+  writeJsonAtomic(file, { ...r, commit: gitCommit(), date: new Date().toISOString(), machine: machine(), command });
   printTable(r.results);
   if (r.summary) process.stdout.write(`summary: ${JSON.stringify(r.summary)}\n`);
   process.stdout.write(`wrote ${file}\n`);

@@ -18,6 +18,16 @@ export interface DistillBenchOptions {
   minutes: number;
   batch: number;
   seed: number;
+  /**
+   * Seeds to run every method with (issue 17: figures that come back): each row then reports
+   * test_acc_mean/std and retention_mean/std over them, with every seed's figures in per_seed.
+   * Without it, the one `seed` (and the run folders are named by method alone, as before).
+   */
+  seeds?: number[];
+  /** The result file's name (default distill-<dataset>): e.g. distill-fashion-lenet for the LeNet pair. */
+  name?: string;
+  /** How every student starts (default auto: weight selection where the pair allows it). */
+  studentInit?: StudentInit;
   tiny?: boolean;
   /** Per-method hyper-parameter overrides (e.g. the tuned values), recorded in the result file. */
   hparams?: Record<string, Record<string, number | boolean>>;
@@ -90,49 +100,95 @@ function runOne(
   hparams: Record<string, number | boolean>,
   runsDir: string,
   studentInit: StudentInit = 'auto',
+  seed = o.seed,
 ): { result: DistillResult; curve: [number, number][] } {
   const out = join(runsDir, label);
-  const done = finishedRun(out, { teacher: o.teacher, student: o.student, method, hparams, loop: loopConfig(o), studentInit });
+  const loop = loopConfig({ ...o, seed });
+  const done = finishedRun(out, { teacher: o.teacher, student: o.student, method, hparams, loop, studentInit });
   if (done) {
     process.stderr.write(`\n== ${label}: reusing the finished run in ${out} (same configuration): test ${(100 * done.test_acc).toFixed(2)}%\n`);
     return { result: done, curve: curve(out) };
   }
   process.stderr.write(`\n== ${label}: ${method} ${JSON.stringify(hparams)} student-init ${studentInit} (${o.tiny ? 'tiny' : `${o.minutes} min`})\n`);
-  const result = runDistillation({ teacher: o.teacher, student: o.student, method, hparams, loop: loopConfig(o), studentInit }, out, {
+  const result = runDistillation({ teacher: o.teacher, student: o.student, method, hparams, loop, studentInit }, out, {
     onEval: (row) => process.stderr.write(`  it ${row.iteration} ${row.seconds.toFixed(0)} s: val ${(100 * (row.val_acc ?? 0)).toFixed(2)}%\n`),
   })!; // a single process: always rank 0's result
   process.stderr.write(`  test ${(100 * result.test_acc).toFixed(2)}% retention ${(100 * result.retention).toFixed(2)}% (${result.iterations} it)\n`);
   return { result, curve: curve(out) };
 }
 
+/** Mean and sample standard deviation (0 for one value). */
+export function meanStd(xs: number[]): { mean: number; std: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const std = xs.length > 1 ? Math.sqrt(xs.reduce((a, b) => a + (b - mean) ** 2, 0) / (xs.length - 1)) : 0;
+  return { mean, std };
+}
+
+/** A run's label: the method alone for a one-seed table (the folders of earlier tables), else method@seed. */
+function runLabel(o: DistillBenchOptions, method: string, seed: number): string {
+  return o.seeds ? `${method}@${seed}` : method;
+}
+
+/** A method's row over its seeds' runs: means and standard deviations, and every seed's own figures. */
+export function seedRow(
+  method: string,
+  runs: { seed: number; result: DistillResult; curve: [number, number][] }[],
+): Record<string, unknown> {
+  const acc = meanStd(runs.map((r) => r.result.test_acc));
+  const ret = meanStd(runs.map((r) => r.result.retention));
+  // The student reported is the final iterate; how far its last validation figure fell from the best.
+  const best = runs.map((r) => Math.max(...r.curve.map(([, v]) => v)));
+  const final = runs.map((r) => r.curve[r.curve.length - 1]?.[1] ?? Number.NaN);
+  const r0 = runs[0]!.result;
+  return {
+    method, teacher: r0.teacher, student: r0.student, data_free: r0.data_free, student_init: r0.student_init,
+    test_acc: acc.mean, retention: ret.mean,
+    test_acc_mean: acc.mean, test_acc_std: acc.std, retention_mean: ret.mean, retention_std: ret.std,
+    seeds: runs.map((r) => r.seed),
+    best_val_acc_mean: meanStd(best).mean, final_val_acc_mean: meanStd(final).mean,
+    seconds: meanStd(runs.map((r) => r.result.seconds)).mean,
+    iterations: meanStd(runs.map((r) => r.result.iterations)).mean,
+    iterations_per_second: meanStd(runs.map((r) => r.result.iterations_per_second)).mean,
+    collapsed_runs: runs.filter((r) => r.result.collapse.collapsed_rows > 0).length,
+    per_seed: runs.map((r, i) => ({ seed: r.seed, test_acc: r.result.test_acc, retention: r.result.retention, iterations: r.result.iterations, best_val_acc: best[i], final_val_acc: final[i] })),
+  };
+}
+
 export async function benchDistill(o: DistillBenchOptions): Promise<string> {
-  const name = `distill-${o.dataset}${o.tiny ? '-tiny' : ''}`;
+  const name = o.name ?? `distill-${o.dataset}${o.tiny ? '-tiny' : ''}`;
   const runsDir = join(BENCH_DIR, 'runs', name);
-  if (o.only) return runOne(o, o.only, o.only, o.hparams?.[o.only] ?? {}, runsDir).result.method;
-  if ((o.jobs ?? 1) > 1) await runInParallel(o.methods, o.jobs!, process.argv.slice(1));
+  const seeds = o.seeds ?? [o.seed];
+  const one = (method: string, seed: number): ReturnType<typeof runOne> =>
+    runOne(o, method, runLabel(o, method, seed), o.hparams?.[method] ?? {}, runsDir, o.studentInit ?? 'auto', seed);
+  if (o.only) {
+    const [method, s] = o.only.split('@');
+    return one(method!, s === undefined ? o.seed : Number(s)).result.method;
+  }
+  const labels = o.methods.flatMap((m) => seeds.map((s) => runLabel(o, m, s)));
+  if ((o.jobs ?? 1) > 1) await runInParallel(labels, o.jobs!, process.argv.slice(1));
   const rows: Record<string, unknown>[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
   let teacherAcc = 0;
   for (const method of o.methods) {
-    const { result, curve: c } = runOne(o, method, method, o.hparams?.[method] ?? {}, runsDir);
-    teacherAcc = result.teacher_test_acc;
-    rows.push({
-      method, teacher: o.teacher, student: o.student, data_free: result.data_free, test_acc: result.test_acc, retention: result.retention,
-      seconds: result.seconds, iterations: result.iterations, iterations_per_second: result.iterations_per_second,
-    });
-    curves.push({ name: method, points: c });
+    const runs = seeds.map((seed) => ({ seed, ...one(method, seed) }));
+    teacherAcc = runs[0]!.result.teacher_test_acc;
+    rows.push(seedRow(method, runs));
+    for (const r of runs) curves.push({ name: seeds.length > 1 ? `${method} (seed ${r.seed})` : method, points: r.curve });
   }
   const dataFree = rows.filter((r) => r.data_free && r.method !== 'noise');
   const best = dataFree.reduce<Record<string, unknown> | null>((a, r) => (a === null || (r.retention as number) > (a.retention as number) ? r : a), null);
   const file = report({
     name,
-    config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_method: o.minutes, batch: o.batch, seed: o.seed, hparams: o.hparams ?? {} },
+    config: {
+      dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_method: o.minutes, batch: o.batch, seeds,
+      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {},
+    },
     results: rows,
-    summary: { teacher_acc: teacherAcc, best_method: best?.method ?? null, best_retention: best?.retention ?? null },
+    summary: { teacher_acc: teacherAcc, best_method: best?.method ?? null, best_retention: best?.retention ?? null, best_retention_std: best?.retention_std ?? null },
   });
-  writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, {
+  writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows.map(({ per_seed: _p, ...r }) => r), curves, {
     title: `Data-free distillation on ${o.dataset}`,
-    subtitle: `teacher ${o.teacher} → student ${o.student}, ${o.minutes} min per method, seed ${o.seed}`,
+    subtitle: `teacher ${o.teacher} → student ${o.student}, ${o.minutes} min per method, seed${seeds.length > 1 ? 's' : ''} ${seeds.join(', ')}`,
     xLabel: 'seconds',
     yLabel: 'student validation accuracy',
   });

@@ -14,7 +14,36 @@ function flag(name: string, fallback: string): string {
   return i >= 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
 }
 const TEACHERS: Record<string, string> = { mnist: 'teachers/mnist-vit', 'fashion-mnist': 'teachers/fashion-vit' };
-const ALL_METHODS = 'tgan,dafl,dfad,zskt,deepinv,kd,noise,scratch';
+const ALL_METHODS = 'tgan,dafl,dfad,zskt,deepinv,cmi,fast,nayer,kd,noise,scratch';
+/**
+ * The teacher → student pairs of the distillation tables (issue 15): `--pair` picks one (the result
+ * file is distill-<pair>, except the two ViT pairs, which keep their dataset names); the LeNet pairs
+ * have no ViT-only methods (tgan) and deepinv without its ViT patch prior.
+ */
+const PAIRS: Record<string, { dataset: string; teacher: string; student: string; name?: string; methods: string; hparams?: Record<string, Record<string, number | boolean>> }> = {
+  'mnist-vit': { dataset: 'mnist', teacher: 'teachers/mnist-vit', student: 'vit-student-28', methods: ALL_METHODS },
+  'fashion-vit': { dataset: 'fashion-mnist', teacher: 'teachers/fashion-vit', student: 'vit-student-28', methods: ALL_METHODS },
+  'fashion-lenet': {
+    dataset: 'fashion-mnist', teacher: 'teachers/fashion-lenet5', student: 'lenet5-half-28', name: 'distill-fashion-lenet',
+    methods: 'dafl,dfad,zskt,deepinv,cmi,fast,nayer,kd,noise,scratch', hparams: { deepinv: { alphaPs: 0 } },
+  },
+  'mnist-lenet': {
+    dataset: 'mnist', teacher: 'teachers/mnist-lenet5', student: 'lenet5-half-28', name: 'distill-mnist-lenet',
+    methods: 'dafl,dfad,zskt,deepinv,cmi,fast,nayer,kd,noise,scratch', hparams: { deepinv: { alphaPs: 0 } },
+  },
+};
+const seedsFlag = (): number[] | undefined => {
+  const s = flag('seeds', '');
+  if (!s) return undefined;
+  const seeds = s.split(',').map(Number);
+  if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`--seeds: expected comma-separated non-negative integers, got '${s}'`);
+  return seeds;
+};
+const studentInitFlag = (): 'auto' | 'random' | 'select' => {
+  const v = flag('student-init', 'auto');
+  if (v !== 'auto' && v !== 'random' && v !== 'select') throw new Error(`--student-init: auto, random or select, got '${v}'`);
+  return v;
+};
 /** Tuned on the validation split (see the README); recorded in each result file. */
 const TUNED: Record<string, Record<string, number | boolean>> = {};
 
@@ -56,11 +85,19 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
   memory: (tiny) =>
     benchMemory(tiny ? { steps: 30, batch: 4, checkpoints: [10, 30], tiny } : { steps: 10000, batch: 16, checkpoints: [100, 1000, 2500, 5000, 7500, 10000] }),
   distill: (tiny) => {
-    const dataset = flag('dataset', 'mnist');
+    const pairName = flag('pair', '');
+    const pair = pairName ? PAIRS[pairName] : undefined;
+    if (pairName && !pair) throw new Error(`unknown --pair '${pairName}'; available: ${Object.keys(PAIRS).join(', ')}`);
+    const dataset = pair?.dataset ?? flag('dataset', 'mnist');
+    const init = studentInitFlag();
+    const baseName = pair?.name ?? `distill-${dataset}`;
     return benchDistill({
-      dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'),
-      methods: flag('methods', ALL_METHODS).split(','), minutes: Number(flag('minutes', '5')), batch: Number(flag('batch', '64')),
-      seed: Number(flag('seed', '0')), tiny, hparams: TUNED, jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined,
+      dataset, teacher: flag('teacher', pair?.teacher ?? TEACHERS[dataset] ?? ''), student: flag('student', pair?.student ?? 'vit-student-28'),
+      methods: flag('methods', pair?.methods ?? ALL_METHODS).split(','), minutes: Number(flag('minutes', '5')), batch: Number(flag('batch', '64')),
+      seed: Number(flag('seed', '0')), seeds: seedsFlag(), studentInit: init,
+      // a table of its own per budget and init, so that one never overwrites another
+      name: flag('name', '') || `${baseName}${tiny ? '-tiny' : ''}${flag('minutes', '') ? `-${flag('minutes', '')}min` : ''}${init === 'random' ? '-random-init' : ''}`,
+      tiny, hparams: { ...TUNED, ...pair?.hparams }, jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined,
     });
   },
   ablation: (tiny) => {
@@ -77,7 +114,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
 const [name, ...flags] = process.argv.slice(2);
 const run = name ? BENCHES[name] : undefined;
 if (!run) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--methods a,b] [--jobs 2] [--teachers a,b] [--retrain]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--pair mnist-vit|fashion-vit|fashion-lenet|mnist-lenet] [--seeds 0,1,2] [--student-init random] [--methods a,b] [--jobs 2] [--teachers a,b] [--retrain]\n`);
   process.exit(2);
 }
 await run(flags.includes('--tiny'));

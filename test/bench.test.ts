@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { finishedRun, loopConfig } from '../bench/distill.js';
+import { finishedRun, loopConfig, meanStd } from '../bench/distill.js';
 import { METHODS } from '../src/distill/methods/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -87,6 +87,36 @@ describe('bench distill --jobs 2 (tiny)', () => {
     const second = spawnSync(process.execPath, args.filter((a) => a !== '--jobs' && a !== '2'), { cwd: ROOT, encoding: 'utf8', env, timeout: 60_000 });
     assert.equal(second.status, 0, second.stderr);
     assert.equal((second.stderr.match(/reusing the finished run/g) ?? []).length, 2, second.stderr);
+  });
+});
+
+describe('bench distill --seeds (tiny)', () => {
+  test('mean and sample standard deviation by hand', () => {
+    assert.deepEqual(meanStd([0.5]), { mean: 0.5, std: 0 });
+    const { mean, std } = meanStd([1, 2, 4]); // mean 7/3; squared deviations 16/9, 1/9, 25/9 → 42/9 / 2
+    assert.ok(Math.abs(mean - 7 / 3) < 1e-12 && Math.abs(std - Math.sqrt(42 / 18)) < 1e-12);
+  });
+
+  test('two seeds of one method: one row with the mean ± std of both runs, each seed in per_seed, the command recorded', { timeout: 120_000 }, () => {
+    const name = 'distill-seeds-test-tiny';
+    rmSync(join(ROOT, 'bench/runs', name), { recursive: true, force: true });
+    const args = [join(ROOT, 'dist/bench/run.js'), 'distill', '--tiny', '--methods', 'noise', '--seeds', '0,1', '--name', name];
+    const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, VIT_DFKD_THREADS: '1' }, timeout: 110_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const file = join(ROOT, 'bench/results', `${name}.json`);
+    const res = JSON.parse(readFileSync(file, 'utf8')) as { command: string; commit: string; results: Record<string, unknown>[] };
+    rmSync(file, { force: true });
+    rmSync(join(ROOT, 'bench/results', `${name}.html`), { force: true });
+    assert.match(res.command, /bench -- distill --tiny --methods noise --seeds 0,1/);
+    const [row] = res.results;
+    assert.deepEqual(row!.seeds, [0, 1]);
+    const per = row!.per_seed as { seed: number; test_acc: number }[];
+    assert.deepEqual(per.map((p) => p.seed), [0, 1]);
+    const m = meanStd(per.map((p) => p.test_acc));
+    assert.equal(row!.test_acc_mean, m.mean);
+    assert.equal(row!.test_acc_std, m.std);
+    for (const s of [0, 1]) assert.ok(existsSync(join(ROOT, 'bench/runs', name, `noise@${s}`, 'result.json')));
+    rmSync(join(ROOT, 'bench/runs', name), { recursive: true, force: true });
   });
 });
 
