@@ -8,6 +8,7 @@ import { benchDetect } from './detect.js';
 import { benchFeed } from './feed.js';
 import { benchFaults } from './faults.js';
 import { benchDdp } from './ddp.js';
+import { benchList } from './list.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -48,6 +49,7 @@ const studentInitFlag = (): 'auto' | 'random' | 'select' => {
 const TUNED: Record<string, Record<string, number | boolean>> = {};
 
 const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
+  list: () => benchList(),
   detect: (tiny) =>
     benchDetect({
       teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),

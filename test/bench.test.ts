@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { finishedRun, loopConfig, meanStd } from '../bench/distill.js';
+import { listResults } from '../bench/list.js';
 import { METHODS } from '../src/distill/methods/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -151,5 +152,19 @@ describe('bench ddp (tiny)', () => {
     const res = JSON.parse(readFileSync(join(ROOT, 'bench/results/ddp-tiny.json'), 'utf8')) as { results: { mode: string; iterations_per_s: number }[]; summary: { speedup_2ranks: number } };
     assert.deepEqual(res.results.map((x) => x.mode), ['1 process × 1 thread', '1 process × 2 threads', '2 ranks × 1 thread', 'ceiling: 2 independent 1-thread runs side by side, batch / 2 each']);
     assert.ok(res.results.every((x) => x.iterations_per_s > 0) && res.summary.speedup_2ranks > 0);
+  });
+});
+
+describe('bench list', () => {
+  test('each result file: its age, short commit, headline from the summary and command; an unreadable file says so', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'dfkd-list-'));
+    writeFileSync(join(dir, 'a.json'), JSON.stringify({ date: '2026-12-01T00:00:00.000Z', commit: '0123456789abcdef', command: 'npm run bench -- a', summary: { best_retention: 0.91234, best_method: 'cmi' }, results: [] }));
+    writeFileSync(join(dir, 'b.json'), '{"date": "2026');
+    writeFileSync(join(dir, 'notes.txt'), 'not a result');
+    const [a, b] = listResults(dir, Date.parse('2026-12-03T12:00:00.000Z'));
+    assert.deepEqual(a, { file: 'a.json', date: '2026-12-01T00:00:00.000Z', age_days: 2.5, commit: '0123456789', headline: 'best_retention 0.9123, best_method cmi', command: 'npm run bench -- a' });
+    assert.equal(b!.file, 'b.json');
+    assert.match(b!.headline, /^unreadable: /);
+    rmSync(dir, { recursive: true, force: true });
   });
 });

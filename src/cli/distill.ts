@@ -234,7 +234,10 @@ export function runDistillCommand(o: DistillCliOptions): DistillResult | null {
         .map(([k, v]) => `${k} ${v.toFixed(3)}`)
         .join(' ');
       const classes = logs['synth/classes'];
-      const guard = logs['synth/collapsed'] ? ` | ⚠ collapse: the teacher sees ${classes} class${classes === 1 ? '' : 'es'}` : classes !== undefined ? ` | ${classes} cls` : '';
+      const div = logs['synth/diversity'];
+      // within-class diversity: mean pairwise cosine distance of the teacher's features (collapse.ts)
+      const diversity = div !== undefined ? ` div ${div.toFixed(2)}` : '';
+      const guard = logs['synth/collapsed'] ? ` | ⚠ collapse: the teacher sees ${classes} class${classes === 1 ? '' : 'es'}` : classes !== undefined ? ` | ${classes} cls${diversity}` : '';
       bar.update(it, total === Number.MAX_SAFE_INTEGER ? it : total, { logs: shown + guard, val: lastVal, ips: (it / Math.max(1e-9, seconds)).toFixed(2) });
     },
     onEval: (row) => {
