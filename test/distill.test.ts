@@ -35,7 +35,7 @@ import type { DistillContext, DistillMethod, MethodState, StudentLoss, Synthetic
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
-const ALL_METHODS = ['tgan', 'dafl', 'dfad', 'zskt', 'deepinv', 'kd', 'noise', 'scratch'];
+const ALL_METHODS = ['tgan', 'dafl', 'dfad', 'zskt', 'deepinv', 'cmi', 'fast', 'nayer', 'kd', 'noise', 'scratch'];
 const TEACHER_OVERRIDES = { dim: 24, depth: 1, heads: 2, patchSize: 7, mlpRatio: 2 };
 const STUDENT_OVERRIDES = { dim: 16, depth: 1, heads: 2, patchSize: 7 };
 const BATCH = 8;
@@ -48,6 +48,10 @@ const SMALL: Record<string, Record<string, number | boolean>> = {
   zskt: { latentDim: 16, baseChannels: 8, studentSteps: 2 },
   // a batch is finished (banked) after 3 pixel steps: 2 loop iterations see the bank used and a new batch begun
   deepinv: { inversionSteps: 2, stepsPerBatch: 3, bankBatches: 4 },
+  // a batch finishes every 3 synthesis steps (2 per iteration): checkpoints fall mid-batch
+  cmi: { latentDim: 16, baseChannels: 8, stepsPerBatch: 3, synthesisStepsPerIteration: 2, headDim: 16, memoryBatches: 2, negatives: 8, poolBatches: 4 },
+  fast: { latentDim: 16, baseChannels: 8, warmupBatches: 1, studentSteps: 2, bankBatches: 4 },
+  nayer: { latentDim: 16, baseChannels: 8, stepsPerBatch: 3, synthesisStepsPerIteration: 2, warmupBatches: 1, poolBatches: 4 },
   kd: {},
   noise: {},
   scratch: {},

@@ -467,3 +467,18 @@ export function withBatchNormPrior<T>(norms: readonly BatchNorm2d[], fn: () => T
     for (const bn of norms) bn.inputTap = null;
   }
 }
+
+/**
+ * The masked adversarial term of CMI, Fast and NAYER (Fast-Datafree's
+ * −(kldiv(s, t, reduction='none').sum(1) · mask).mean()): −(1/B) Σ_i m_i · KL(σ(t_i) ‖ σ(s_i)) with
+ * m_i = [argmax s_i = argmax t_i] — the generator seeks samples the student gets right but whose
+ * distribution still differs, without pushing it where the two already disagree. Gradients reach both
+ * logits (the generator's graph goes through teacher and student).
+ */
+export function maskedAdversarialKL(teacherLogits: Tensor, studentLogits: Tensor): Tensor {
+  return tidy(() => {
+    const mask = noGrad(() => studentLogits.argmax(1).eq(teacherLogits.argmax(1)).to(studentLogits.dtype));
+    const logP = teacherLogits.logSoftmax(1);
+    return logP.exp().mul(logP.sub(studentLogits.logSoftmax(1))).sum(1).mul(mask).mean().neg();
+  });
+}
