@@ -213,6 +213,8 @@ export const ABLATIONS: Record<string, { hparams: Record<string, number | boolea
   'no-affine-views': { hparams: { augScale: 0, augShift: 0, augRotate: 0 } },
   unconditional: { hparams: { conditional: false } },
   'random-init': { hparams: {}, studentInit: 'random' },
+  // issue 15's diversity add-on: CMI's contrastive term in L_G at CMI's weight
+  'with-contrastive': { hparams: { wCr: 0.8 } },
 };
 
 export async function benchAblation(o: DistillBenchOptions & { variants: string[] }): Promise<string> {

@@ -57,6 +57,9 @@ const SMALL: Record<string, Record<string, number | boolean>> = {
   scratch: {},
 };
 
+/** tgan's contrastive add-on, small: a memory of 2 batches, 8 negatives, an 8-wide head. */
+const TGAN_CR = { wCr: 0.5, crHeadDim: 8, crMemoryBatches: 2, crNegatives: 8 };
+
 let work: string;
 let teacherDir: string;
 let teacher: Classifier;
@@ -261,6 +264,45 @@ describe('the objectives move the right way', () => {
     });
   }
 
+  test('tgan --w-cr: the contrastive term is logged, its memory fills with each batch up to its size, and its state is saved', () => {
+    const ctx = makeCtx(1);
+    const method = makeMethod('tgan', ctx, 11, TGAN_CR);
+    const crs: number[] = [];
+    const sizes: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      T.tidy(() => {
+        crs.push(method.synthesize(ctx, i).logs['G/cr']!);
+      });
+      const st = method.stateDict();
+      sizes.push(st.tensors['cr.memory.images']?.size(0) ?? 0);
+      assert.ok(Object.keys(st.tensors).some((k) => k.startsWith('cr.head.')), Object.keys(st.tensors).join(', '));
+      assert.ok(st.meta['cr.optim'], 'no projection-head optimiser metadata');
+      T.dispose(st.tensors);
+    }
+    assert.ok(crs.every((v) => Number.isFinite(v) && v > 0), `G/cr ${crs}`);
+    // the first batch has only its own global views as keys (B of them), later ones B + memory
+    assert.ok(crs[1]! > crs[0]!, `InfoNCE with negatives from memory should exceed the in-batch one: ${crs}`);
+    assert.deepEqual(sizes, [BATCH, 2 * BATCH, 2 * BATCH]);
+    // without the flag the term is absent
+    const plain = makeMethod('tgan', ctx, 11);
+    assert.equal(T.tidy(() => plain.synthesize(ctx, 0).logs['G/cr']), undefined);
+    for (const m of [method, plain]) m.dispose();
+    ctx.student.dispose();
+  });
+
+  test('tgan --w-cr: bad contrastive hyper-parameters are refused with the flag named', () => {
+    const ctx = makeCtx(1);
+    for (const [extra, re] of [
+      [{ wCr: -1 }, /wCr|w-cr/],
+      [{ wCr: 1, tauCr: 0 }, /tauCr|tau-cr/],
+      [{ wCr: 1, crMemoryBatches: 0 }, /crMemoryBatches|cr-memory-batches/],
+      [{ wCr: 1, crLocalMinScale: 1.5 }, /cr-local-min-scale/],
+    ] as const) {
+      assert.throws(() => makeMethod('tgan', ctx, 1, extra), re);
+    }
+    ctx.student.dispose();
+  });
+
   /**
    * One generator step on a fixed latent: synthesize twice from the same libtorch seed (so the same
    * z is drawn). The logs of the second call are the generator objective after one step on that z.
@@ -360,19 +402,25 @@ describe('resume', () => {
   // iteration, the checkpoint holds every piece of state exactly (float32 student, both Adam states
   // with their step counts, the generator or the pixel batch in progress, the bank, the preview
   // latents), and one CPU thread runs the same kernels in the same order: nothing may differ.
-  for (const name of ['tgan', 'deepinv']) {
-    test(`${name}: N iterations stopped at N/2 and resumed end with bit-identical student weights to one uninterrupted run`, () => {
+  const variants: [string, string, Record<string, number | boolean>][] = [
+    ['tgan', 'tgan', {}],
+    // the contrastive add-on: its projection head, its Adam state and its feature memory resume too
+    ['tgan --w-cr', 'tgan', TGAN_CR],
+    ['deepinv', 'deepinv', {}],
+  ];
+  for (const [label, name, extra] of variants) {
+    test(`${label}: N iterations stopped at N/2 and resumed end with bit-identical student weights to one uninterrupted run`, () => {
       const N = 4;
       const cfg = (iterations: number): LoopConfig => loopCfg(iterations, { checkpointEvery: N / 2 });
 
       const ctxA = makeCtx(1);
-      const mA = makeMethod(name, ctxA, 2);
-      const outA = freshDir(`resume-a-${name}`);
+      const mA = makeMethod(name, ctxA, 2, extra);
+      const outA = freshDir(`resume-a-${label.replace(/\W+/g, '-')}`);
       distillLoop(ctxA, mA, cfg(N), outA, valSmall);
 
       const ctxB = makeCtx(1);
-      const mB = makeMethod(name, ctxB, 2);
-      const outB = freshDir(`resume-b-${name}`);
+      const mB = makeMethod(name, ctxB, 2, extra);
+      const outB = freshDir(`resume-b-${label.replace(/\W+/g, '-')}`);
       const first = distillLoop(ctxB, mB, cfg(N / 2), outB, valSmall);
       assert.equal(first.iterations, N / 2);
       const midB = snapshot(ctxB.student);
@@ -381,7 +429,7 @@ describe('resume', () => {
 
       // a fresh process's view: a differently initialised student and method, everything from the checkpoint
       const ctxC = makeCtx(99);
-      const mC = makeMethod(name, ctxC, 98);
+      const mC = makeMethod(name, ctxC, 98, extra);
       const logs: string[] = [];
       const second = distillLoop(ctxC, mC, cfg(N), outB, valSmall, { resume: true, log: (l) => logs.push(l) });
       assert.equal(second.iterations, N);

@@ -67,7 +67,6 @@
 // - Fast's loss weights are its CIFAR scripts' (bn 10, oh 0.5, adv 1.33 for ResNet-34, g_steps 2,
 //   lr_g 5e-3, lr_z 0.015, bn_mmt 0.9); warmupBatches 20 = its 20 warm-up epochs of one batch each.
 import { hparamChecks } from '../hparams.js';
-import { maskedAdversarialKL } from '../losses.js';
 import { keep, noGrad, randint, randn, tidy, zeros, type Tensor } from '../../tensor/tensor.js';
 import { crossEntropy } from '../../tensor/functional.js';
 import { Adam, type Optimizer, type OptimizerMeta } from '../../nn/optim.js';
@@ -76,7 +75,7 @@ import { DCGANGenerator } from '../../models/generators.js';
 import { ImageBank } from '../bank.js';
 import { randomJitterFlip } from '../augment.js';
 import { studentKD, unprefixed } from '../common.js';
-import { batchNormStatisticsLoss, totalVariation } from '../losses.js';
+import { batchNormStatisticsLoss, totalVariation, maskedAdversarialKL } from '../losses.js';
 import { batchNorms, isVit, priorKind, teacherForwardWithPrior, type PriorKind } from '../priors.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
 

@@ -3,17 +3,24 @@
 // class-attention probe as an attention-consistency term; the student learns KD + CE + a patch-level
 // loss (class-attention KL and patch-similarity MSE over matched blocks), with a replay bank.
 //
-//   L_G     = −KD(T, S; τ) + λ_attn·CE(P_T(x), ŷ) + w_oh·L_oh + w_ie·L_ie
+//   L_G     = −KD(T, S; τ) + λ_attn·CE(P_T(x), ŷ) + w_oh·L_oh + w_ie·L_ie [+ w_cr·L_cr]
 //   L_total = λ_KD·KD(T, S; τ) + λ_CE·CE(S(x), ŷ) + λ_patch·L_patch
 //
 // Schedule: one generator step, then k student steps: the fresh batch first, then batches replayed
 // from a bank of recent synthetic images (so the student does not forget earlier samples).
+//
+// --w-cr (off by default; issue 15's diversity add-on, not in the seed paper): CMI's contrastive term
+// L_cr (contrastive.ts) on the teacher's features of a random resized crop of each image against its
+// view, with the last `crMemoryBatches` batches' features as negatives — new samples pushed away
+// from one another and from earlier ones, against the collapse of the generator's distribution.
 import { noGrad, randint, type Tensor } from '../../tensor/tensor.js';
 import { crossEntropy } from '../../tensor/functional.js';
 import { TransformerGenerator } from '../../models/generators.js';
 import type { VisionTransformer } from '../../models/vit.js';
 import { ImageBank } from '../bank.js';
 import { GeneratorTrainer } from '../common.js';
+import { ContrastiveTerm, randomResizedCrop } from '../contrastive.js';
+import { hparamChecks } from '../hparams.js';
 import {
   attentionConsistencyLoss,
   classAttentionProbe,
@@ -86,6 +93,15 @@ export const TGAN_DEFAULTS = {
   augScale: 0.15,
   augShift: 2,
   augRotate: 10,
+  /** Weight of CMI's contrastive diversity term in L_G (0 = off, the seed method). */
+  wCr: 0,
+  /** Its InfoNCE temperature, projection width, memory (batches) and negatives per step (CMI's values). */
+  tauCr: 0.1,
+  crHeadDim: 128,
+  crMemoryBatches: 64,
+  crNegatives: 4096,
+  /** The smallest area fraction of the local view (a random resized crop; CMI: 0.25). */
+  crLocalMinScale: 0.25,
 };
 export type TganHparams = typeof TGAN_DEFAULTS;
 
@@ -108,10 +124,17 @@ export class Tgan implements DistillMethod {
   private readonly teacherVit: VisionTransformer;
   /** The normalised value of a black pixel: what a view's uncovered border is filled with. */
   private readonly black: number[];
+  /** CMI's contrastive term (--w-cr > 0), else null. */
+  private readonly cr: ContrastiveTerm | null;
 
   constructor(ctx: DistillContext, overrides: Partial<TganHparams> = {}) {
     const h = { ...TGAN_DEFAULTS, ...overrides };
     this.hparams = h;
+    const check = hparamChecks('tgan');
+    check.nonNegative('wCr', h.wCr);
+    check.positive('tauCr', h.tauCr);
+    for (const k of ['crHeadDim', 'crMemoryBatches', 'crNegatives'] as const) check.int(k, h[k], 1);
+    if (!(h.crLocalMinScale > 0 && h.crLocalMinScale <= 1)) throw new RangeError(`tgan: --cr-local-min-scale must be in (0, 1], got ${h.crLocalMinScale}`);
     this.teacherVit = asViT(ctx.teacher, 'teacher');
     const studentVit = asViT(ctx.student, 'student');
     this.studentStepsPerIteration = h.studentSteps;
@@ -134,6 +157,9 @@ export class Tgan implements DistillMethod {
     this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
     this.black = ctx.mean.map((m, i) => -m / ctx.std[i]!);
     this.pairs = matchBlocks(this.teacherVit.config.depth, studentVit.config.depth);
+    this.cr = h.wCr > 0
+      ? new ContrastiveTerm(this.teacherVit.config.dim, { headDim: h.crHeadDim, memory: h.crMemoryBatches * ctx.batchSize, negatives: h.crNegatives, tau: h.tauCr, lr: h.lrG })
+      : null;
   }
 
   synthesize(ctx: DistillContext): SyntheticBatch {
@@ -151,14 +177,23 @@ export class Tgan implements DistillMethod {
     const ie = informationEntropyLoss(tOut.logits);
     let lossG = adv.mul(-h.wAdv).add(attn.mul(h.lambdaAttn)).add(oh.mul(h.wOh)).add(ie.mul(h.wIe));
     if (h.wTv > 0) lossG = lossG.add(totalVariation(x, 'l2').mul(h.wTv));
+    let cr: Tensor | null = null;
+    if (this.cr) {
+      const local = ctx.teacher.forward(randomResizedCrop(x, { minScale: h.crLocalMinScale })).feature;
+      cr = this.cr.loss(local, tOut.feature);
+      lossG = lossG.add(cr.mul(h.wCr));
+      this.cr.opt.zeroGrad();
+    }
     this.gen.step(lossG, ctx);
+    if (this.cr) {
+      this.cr.opt.step();
+      this.cr.remember(tOut.feature);
+    }
     const fresh = x.detach();
     this.bank.add(fresh);
-    return {
-      x: fresh,
-      y: labels,
-      logs: { 'G/adv': adv.item(), 'G/attn': attn.item(), 'G/oh': oh.item(), 'G/ie': ie.item(), 'G/total': lossG.item() },
-    };
+    const logs: Record<string, number> = { 'G/adv': adv.item(), 'G/attn': attn.item(), 'G/oh': oh.item(), 'G/ie': ie.item(), 'G/total': lossG.item() };
+    if (cr) logs['G/cr'] = cr.item();
+    return { x: fresh, y: labels, logs };
   }
 
   studentBatch(ctx: DistillContext, fresh: SyntheticBatch, k: number): SyntheticBatch {
@@ -204,16 +239,19 @@ export class Tgan implements DistillMethod {
   stateDict(): MethodState {
     const g = this.gen.stateDict();
     const b = this.bank.stateDict();
-    return { tensors: { ...g.tensors, ...b }, meta: g.meta };
+    const c = this.cr?.stateDict('cr.');
+    return { tensors: { ...g.tensors, ...b, ...c?.tensors }, meta: { ...g.meta, ...c?.meta } };
   }
 
   loadStateDict(state: MethodState): void {
     this.gen.loadStateDict(state);
     this.bank.loadStateDict(state.tensors);
+    this.cr?.loadStateDict(state, 'cr.');
   }
 
   dispose(): void {
     this.gen.dispose();
     this.bank.dispose();
+    this.cr?.dispose();
   }
 }
