@@ -9,6 +9,7 @@ import { benchFeed } from './feed.js';
 import { benchFaults } from './faults.js';
 import { benchDdp } from './ddp.js';
 import { benchList } from './list.js';
+import { benchReadme } from './readme.js';
 
 function flag(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -50,6 +51,8 @@ const TUNED: Record<string, Record<string, number | boolean>> = {};
 
 const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
   list: () => benchList(),
+  // README.md's result tables from bench/results/*.json; --check: exit 1 listing those that differ
+  readme: () => benchReadme(process.argv.includes('--check')),
   detect: (tiny) =>
     benchDetect({
       teacher: flag('teacher', 'teachers/detr-canvas-mnist'), student: flag('student', 'detr-student-64'),
@@ -116,7 +119,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
 const [name, ...flags] = process.argv.slice(2);
 const run = name ? BENCHES[name] : undefined;
 if (!run) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--pair mnist-vit|fashion-vit|fashion-lenet|mnist-lenet] [--seeds 0,1,2] [--student-init random] [--methods a,b] [--jobs 2] [--teachers a,b] [--retrain]\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--pair mnist-vit|fashion-vit|fashion-lenet|mnist-lenet] [--seeds 0,1,2] [--student-init random] [--methods a,b] [--jobs 2] [--teachers a,b] [--retrain]\n       npm run bench -- readme [--check]   (README.md's result tables from bench/results/*.json; --check writes nothing, exits 1 if they differ)\n`);
   process.exit(2);
 }
 await run(flags.includes('--tiny'));
