@@ -316,6 +316,12 @@ program
   .addOption(new Option('--tolerance <x>', 'largest max-abs difference allowed by the parity check').argParser(positiveNumber).default(1e-4))
   .option('--eval', 'test accuracy (detectors: mAP) through ONNX Runtime and through vit-dfkd', false)
   .option('--json', 'print the result as JSON', false)
+  .addOption(new Option('--quantize <type>', 'static int8 quantisation (QDQ) calibrated on synthetic images of the run\'s generator or image bank; float and int8 test accuracy side by side').choices(['int8']))
+  .option('--calibrate-from <run>', 'with --quantize: calibrate on synthetic images of this distillation run (default: the model\'s own run)')
+  .addOption(new Option('--calibration-images <n>', 'with --quantize: synthetic calibration images').argParser(nonNegativeInt).default(256))
+  .addOption(new Option('--calibration-seed <n>', 'with --quantize: seed of the calibration images').argParser(nonNegativeInt).default(0))
+  .option('--quantize-attention', 'with --quantize: also quantise the ViT attention products (q·kᵀ, softmax·v)', false)
+  .option('--no-reduce-range', 'with --quantize: 8-bit weights (default 7-bit: exact on AVX2 CPUs without VNNI; use 8-bit for VNNI / ARM targets)')
   .addOption(new Option('--threads <n>', 'libtorch intra-op threads').argParser(positiveInt))
   .action(async (o: import('./export.js').ExportCliOptions & { threads?: number }) => {
     await engine(o.threads);
