@@ -4,6 +4,9 @@
 // onnxruntime-node on the CPU: batch 1 and 32, p50 / p95 latency per call, throughput, parameters,
 // file size, and test accuracy through ONNX Runtime for trained models. Teacher and student are
 // timed in alternating rounds on the same random input, so load on this shared machine hits both.
+// Each student also gets an int8 row (dfkd export --quantize int8's quantiser, calibrated on synthetic
+// images of the student's own run; an untrained preset on uniform noise): the float student's test_acc,
+// test_acc_int8, latency and size beside it.
 import { existsSync } from 'node:fs';
 import { manualSeed, rand } from '../src/tensor/tensor.js';
 import { createModel } from '../src/models/registry.js';
@@ -14,6 +17,8 @@ import { loadMnist } from '../src/data/mnist.js';
 import { classifierToOnnx } from '../src/export/onnx.js';
 import { evaluateOnnx, loadOnnx, ort, type LoadedOnnx } from '../src/export/ort.js';
 import { writeFileAtomic } from '../src/util/fs.js';
+import { quantizeOnnxInt8 } from '../src/export/quantize.js';
+import { runFolderOf, syntheticCalibrationSet } from '../src/export/calibration.js';
 import { quantile, median, report } from './common.js';
 
 export interface InferPair {
@@ -34,11 +39,20 @@ export interface InferOptions {
   callsLarge: number;
   warmup: number;
   tiny?: boolean;
+  /** An int8 row beside each student (dfkd export --quantize int8's quantiser; default true). */
+  int8?: boolean;
+  /** Per pair name: the run whose generator calibrates the int8 student (default: the student's own run). */
+  calibrateFrom?: Record<string, string>;
 }
 
 interface Entry {
   pair: string;
-  role: 'teacher' | 'student';
+  role: 'teacher' | 'student' | 'student-int8';
+  /** The teacher's index in the entry list (speed-up and retention are against it). */
+  teacherIndex: number;
+  /** int8 rows: the float student's index, and where the calibration images came from. */
+  floatIndex?: number;
+  calibration?: string;
   source: string;
   preset: string;
   model: Classifier;
@@ -49,7 +63,7 @@ interface Entry {
   accuracy: number | null;
 }
 
-async function prepare(pair: string, role: 'teacher' | 'student', source: string, threads: number, test: ReturnType<typeof loadMnist> | null): Promise<Entry> {
+async function prepare(pair: string, role: 'teacher' | 'student', source: string, threads: number, test: ReturnType<typeof loadMnist> | null, teacherIndex: number): Promise<Entry & { floatBytes: Uint8Array }> {
   let model: Classifier;
   let card: Pick<ModelCard, 'preset' | 'classNames' | 'mean' | 'std' | 'dataset'>;
   let trained = false;
@@ -65,7 +79,32 @@ async function prepare(pair: string, role: 'teacher' | 'student', source: string
   const { bytes } = classifierToOnnx(model, card, { dynamicBatch: true });
   const loaded = await loadOnnx(bytes, { threads });
   const accuracy = trained && test && card.dataset === 'mnist' ? (await evaluateOnnx(loaded, test)).accuracy : null;
-  return { pair, role, source, preset: card.preset, model, loaded, bytes: bytes.length, params: model.numParameters(), mflops: countFlops(model).flops / 1e6, accuracy };
+  return { pair, role, teacherIndex, source, preset: card.preset, model, loaded, bytes: bytes.length, floatBytes: bytes, params: model.numParameters(), mflops: countFlops(model).flops / 1e6, accuracy };
+}
+
+/**
+ * The int8 student: calibrated on synthetic images of its run (or `calibrateFrom`); a randomly
+ * initialised preset (latency only) is calibrated on uniform noise — never on real images.
+ */
+async function prepareInt8(f: Entry & { floatBytes: Uint8Array }, floatIndex: number, threads: number, test: ReturnType<typeof loadMnist> | null, calibrateFrom?: string): Promise<Entry> {
+  const run = calibrateFrom ?? (existsSync(f.source) ? runFolderOf(f.source) : null);
+  let images;
+  let calibration: string;
+  if (run) {
+    const cal = syntheticCalibrationSet(run, { count: 256 });
+    images = cal.images;
+    calibration = `${cal.source.images} synthetic images of ${run} (${cal.source.method})`;
+  } else {
+    if (f.accuracy !== null) throw new Error(`bench infer: the trained student ${f.source} is not in a distillation run; it has no generator to calibrate the int8 row from`);
+    manualSeed(0);
+    images = rand([64, ...f.model.inputShape]);
+    calibration = 'uniform noise (untrained preset: latency and size only)';
+  }
+  const q = await quantizeOnnxInt8(f.floatBytes, images);
+  images.dispose();
+  const loaded = await loadOnnx(q.bytes, { threads });
+  const accuracy = f.accuracy !== null && test ? (await evaluateOnnx(loaded, test)).accuracy : null;
+  return { ...f, role: 'student-int8', floatIndex, calibration, loaded, bytes: q.bytes.length, accuracy };
 }
 
 export async function benchInfer(o: InferOptions): Promise<string> {
@@ -73,8 +112,11 @@ export async function benchInfer(o: InferOptions): Promise<string> {
   const test = loadMnist('test');
   const entries: Entry[] = [];
   for (const p of o.pairs) {
-    entries.push(await prepare(p.name, 'teacher', p.teacher, o.threads, test));
-    entries.push(await prepare(p.name, 'student', p.student, o.threads, test));
+    const t = entries.length;
+    entries.push(await prepare(p.name, 'teacher', p.teacher, o.threads, test, t));
+    const student = await prepare(p.name, 'student', p.student, o.threads, test, t);
+    entries.push(student);
+    if (o.int8 ?? true) entries.push(await prepareInt8(student, entries.length - 1, o.threads, test, o.calibrateFrom?.[p.name]));
   }
   const times = new Map<string, number[]>(); // `${index}@${batch}` → ms per call
   for (const batch of o.batches) {
@@ -106,17 +148,26 @@ export async function benchInfer(o: InferOptions): Promise<string> {
     for (const [i, e] of entries.entries()) {
       const t = times.get(`${i}@${batch}`)!;
       const p50 = median(t);
-      const teacherIdx = e.role === 'student' ? i - 1 : i;
-      const tp50 = median(times.get(`${teacherIdx}@${batch}`)!);
-      const teacher = entries[teacherIdx]!;
-      rows.push({
+      const tp50 = median(times.get(`${e.teacherIndex}@${batch}`)!);
+      const teacher = entries[e.teacherIndex]!;
+      const row: Record<string, unknown> = {
         pair: e.pair, role: e.role, model: e.preset, batch,
         p50_ms: p50, p95_ms: quantile(t, 0.95), throughput: (batch * 1000) / p50,
         speedup_vs_teacher: tp50 / p50,
         params: e.params, mflops: e.mflops, bytes: e.bytes,
         test_acc: e.accuracy, retention: e.accuracy !== null && teacher.accuracy ? e.accuracy / teacher.accuracy : null,
         calls: t.length,
-      });
+      };
+      if (e.floatIndex !== undefined) {
+        // int8 rows: test_acc is the float student's, test_acc_int8 this file's (issue 18's columns)
+        const f = entries[e.floatIndex]!;
+        Object.assign(row, {
+          test_acc: f.accuracy, test_acc_int8: e.accuracy, int8_vs_float: e.accuracy !== null && f.accuracy ? e.accuracy / f.accuracy : null,
+          retention: e.accuracy !== null && teacher.accuracy ? e.accuracy / teacher.accuracy : null,
+          speedup_vs_float: median(times.get(`${e.floatIndex}@${batch}`)!) / p50, size_ratio_vs_float: f.bytes / e.bytes, calibration: e.calibration,
+        });
+      }
+      rows.push(row);
     }
   }
   for (const e of entries) await e.loaded.session.release();
@@ -135,6 +186,12 @@ export async function benchInfer(o: InferOptions): Promise<string> {
     summary: Object.fromEntries(o.batches.map((b) => [`speedup_batch${b}`, Object.fromEntries(o.pairs.map((p) => [
       p.name, rows.find((x) => x.pair === p.name && x.role === 'student' && x.batch === b)!.speedup_vs_teacher,
     ]))])),
+    ...((o.int8 ?? true) ? {
+      int8: Object.fromEntries(o.pairs.map((p) => {
+        const r = rows.find((x) => x.pair === p.name && x.role === 'student-int8' && x.batch === o.batches[0])!;
+        return [p.name, { test_acc: r.test_acc, test_acc_int8: r.test_acc_int8, int8_vs_float: r.int8_vs_float, size_ratio_vs_float: r.size_ratio_vs_float, calibration: r.calibration }];
+      })),
+    } : {}),
   });
   writeFileAtomic(file.replace(/\.json$/, '.md'), markdown(rows, o.threads));
   return file;
@@ -145,12 +202,14 @@ export function markdown(rows: Record<string, unknown>[], threads: number): stri
   const f = (v: unknown, d = 2): string => (typeof v === 'number' ? v.toFixed(d) : '—');
   const pct = (v: unknown): string => (typeof v === 'number' ? `${(100 * v).toFixed(2)}%` : '—');
   const lines = [
-    `| model | role | batch | p50 ms | p95 ms | images/s | speed-up | params | MFLOPs | .onnx KiB | test acc (ORT) | retention |`,
-    `|---|---|---|---|---|---|---|---|---|---|---|---|`,
+    `| model | role | batch | p50 ms | p95 ms | images/s | speed-up | params | MFLOPs | .onnx KiB | test acc (ORT) | int8 test acc | retention |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|---|---|`,
   ];
   for (const r of rows) {
-    lines.push(`| \`${String(r.model)}\` | ${String(r.role)} | ${String(r.batch)} | ${f(r.p50_ms, 3)} | ${f(r.p95_ms, 3)} | ${f(r.throughput, 0)} | ${r.role === 'student' ? `${f(r.speedup_vs_teacher, 2)}×` : '1×'} | ${(r.params as number).toLocaleString('en-US')} | ${f(r.mflops, 1)} | ${f((r.bytes as number) / 1024, 1)} | ${pct(r.test_acc)} | ${r.role === 'student' ? pct(r.retention) : ''} |`);
+    const student = r.role !== 'teacher';
+    const int8 = r.role === 'student-int8';
+    lines.push(`| \`${String(r.model)}\` | ${int8 ? 'student int8' : String(r.role)} | ${String(r.batch)} | ${f(r.p50_ms, 3)} | ${f(r.p95_ms, 3)} | ${f(r.throughput, 0)} | ${student ? `${f(r.speedup_vs_teacher, 2)}×` : '1×'} | ${(r.params as number).toLocaleString('en-US')} | ${f(r.mflops, 1)} | ${f((r.bytes as number) / 1024, 1)}${int8 ? ` (${f(r.size_ratio_vs_float, 2)}× smaller)` : ''} | ${pct(r.test_acc)} | ${int8 ? `${pct(r.test_acc_int8)} (${pct(r.int8_vs_float)} of float)` : ''} | ${student ? pct(r.retention) : ''} |`);
   }
-  lines.push('', `onnxruntime-node, CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}; latency per session.run call (one batch); images/s = batch / p50.`);
+  lines.push('', `onnxruntime-node, CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}; latency per session.run call (one batch); images/s = batch / p50. int8: dfkd export --quantize int8 (QDQ, calibrated on the run's synthetic images); its test acc column is the float student's.`);
   return lines.join('\n') + '\n';
 }
