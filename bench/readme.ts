@@ -198,14 +198,25 @@ export function detectRunsTable(r: ResultFile): string {
   return markdownTable(['`tgan` run', 'val mAP', 'test mAP', 'AP50', 'retention', 'iterations (student steps)'], rows);
 }
 
-/** infer.json: teacher and student rows per pair and batch, as bench/infer.ts's infer.md. */
+/**
+ * infer.json: teacher and student rows per pair and batch, as bench/infer.ts's infer.md. An int8 row
+ * (role 'student-int8', bench/infer.ts) reads as the int8 file: its own test accuracy (`test_acc_int8`,
+ * with `int8_vs_float`; the row's `test_acc` is the float student's), its speed-up over the teacher and
+ * over the float student (`speedup_vs_float`), and its size with the ratio to the float file
+ * (`size_ratio_vs_float`). The columns are the same with or without int8 rows.
+ */
 export function inferTable(r: ResultFile): string {
   const rows = r.results.map((row) => {
-    const student = row.role === 'student';
+    const int8 = row.role === 'student-int8';
+    const student = row.role === 'student' || int8;
+    const acc = int8 ? pct(row.test_acc_int8, 2) : pct(row.test_acc, 2);
     return [
-      code(row.model), String(row.role), String(row.batch), fixed(row.p50_ms, 3), fixed(row.p95_ms, 3), fixed(row.throughput, 0),
-      student ? `${fixed(row.speedup_vs_teacher, 2)}×` : '1×', count(row.params), fixed(row.mflops, 1), fixed(num(row.bytes) / 1024, 1),
-      pct(row.test_acc, 2), student ? pct(row.retention, 2) : '',
+      code(row.model), int8 ? 'student int8' : String(row.role), String(row.batch), fixed(row.p50_ms, 3), fixed(row.p95_ms, 3), fixed(row.throughput, 0),
+      student ? `${fixed(row.speedup_vs_teacher, 2)}×${int8 ? ` (${fixed(row.speedup_vs_float, 2)}× vs float)` : ''}` : '1×',
+      count(row.params), fixed(row.mflops, 1),
+      `${fixed(num(row.bytes) / 1024, 1)}${int8 ? ` (${fixed(row.size_ratio_vs_float, 2)}× smaller)` : ''}`,
+      int8 && acc !== '—' ? `${acc} (${pct(row.int8_vs_float, 1)} of float)` : acc,
+      student ? pct(row.retention, 2) : '',
     ];
   });
   return markdownTable(
