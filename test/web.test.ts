@@ -2,10 +2,15 @@
 // playwright-core (executablePath, no browser download), onnxruntime-web (wasm) in the page. A real
 // MNIST test digit is uploaded and a digit is drawn with the mouse; the page's prediction must be
 // vit-dfkd's on the very same input (logits within 1e-4), and the attention map libtorch's. A DETR
-// detector runs on a generated canvas of real digits. Screenshots go to test-artifacts/.
+// detector runs on a generated canvas of real digits. int8: served beside their float models
+// (an .int8.onnx beside the file, a run's model.int8.onnx as dfkd demo writes it, or made by
+// --int8 with the quantiser calibrated on a DAFL run's synthetic images), both load and predict in
+// the page, both latencies show, the float / int8 switch works, and an int8 file the browser runtime
+// refuses is said so in the page. Screenshots go to test-artifacts/.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -19,7 +24,10 @@ import { createDetector } from '../src/models/detr.js';
 import { saveCheckpoint } from '../src/export/checkpoint.js';
 import { normalize } from '../src/data/augment.js';
 import { maxAbsDiff } from '../src/export/ort.js';
-import { startServer, type RunningServer } from '../src/cli/serve.js';
+import { startServer, type RunningServer, type ServedModel } from '../src/cli/serve.js';
+import { exportDemoModels } from '../src/cli/demo.js';
+import { loadOnnx, runOnnx } from '../src/export/ort.js';
+import { decodeModel, metadataOf, onnx } from '../src/export/onnx-graph.js';
 
 T.setNumThreads(1);
 const REPO = join(import.meta.dirname, '..', '..');
@@ -36,6 +44,15 @@ function findChromium(): string | null {
 
 const chromiumPath = findChromium();
 const skip = chromiumPath ? false : 'Chromium is not installed (setup.sh installs Debian\'s chromium: apt-get install chromium)';
+
+/** A 30-iteration DAFL run against the shipped LeNet-5 teacher: its generator calibrates the int8 models (data-free). */
+const runsDir = mkdtempSync(join(tmpdir(), 'dfkd-web-runs-'));
+const daflRun = join(runsDir, 'dafl');
+before(() => {
+  const r = spawnSync(process.execPath, [join(REPO, 'dist', 'src', 'cli', 'main.js'), 'distill', '--teacher', 'teachers/mnist-lenet5', '--student', 'lenet5-half-28', '--method', 'dafl', '--iterations', '30', '--threads', '1', '--out', daflRun, '--no-report'], { encoding: 'utf8', cwd: REPO, env: { ...process.env, VIT_DFKD_THREADS: '1' }, timeout: 300_000 });
+  assert.equal(r.status, 0, r.stderr);
+});
+after(() => rmSync(runsDir, { recursive: true, force: true }));
 
 describe('dfkd serve (HTTP, no browser)', () => {
   test('models from their metadata, wasm files, real samples; no path escapes; bad models are clear errors', async () => {
@@ -61,6 +78,32 @@ describe('dfkd serve (HTTP, no browser)', () => {
     }
     await assert.rejects(startServer({ models: ['/nonexistent/x.onnx'], port: 0, host: '127.0.0.1' }), /no ONNX file at/);
     await assert.rejects(startServer({ models: ['/nonexistent/run'], port: 0, host: '127.0.0.1' }), /no model at/);
+  });
+
+  test('int8: dfkd demo\'s export step writes model.onnx + model.int8.onnx into the run; serving the run (or its model.onnx) pairs them, accuracy and calibration from the metadata', async () => {
+    const files = await exportDemoModels(daflRun);
+    assert.deepEqual(files, { float: join(daflRun, 'model.onnx'), int8: join(daflRun, 'model.int8.onnx') });
+    const meta = metadataOf(decodeModel(readFileSync(files.int8)));
+    assert.equal(JSON.parse(meta['vit_dfkd.calibration']!).kind, 'synthetic');
+    for (const given of [daflRun, files.float]) {
+      const s = await startServer({ models: [given], port: 0, host: '127.0.0.1' });
+      try {
+        const models = (await (await fetch(`${s.url}models.json`)).json()) as ServedModel[];
+        assert.deepEqual(models.map((m) => [m.name, m.precision, m.pair]), [['dafl', 'float', 'dafl.int8'], ['dafl.int8', 'int8', 'dafl']]);
+        assert.equal(models[1]!.testAcc, Number(meta['vit_dfkd.test_acc_int8']));
+        assert.equal(models[0]!.testAcc, Number(meta['vit_dfkd.test_acc_float']));
+        assert.deepEqual(models[1]!.calibration, { kind: 'synthetic', run: daflRun, method: 'dafl', images: 256 });
+        assert.equal(models[1]!.bytes, readFileSync(files.int8).length);
+        assert.ok(models[0]!.bytes > 2.5 * models[1]!.bytes);
+        assert.equal((await (await fetch(new URL(models[1]!.url, s.url))).arrayBuffer()).byteLength, models[1]!.bytes);
+      } finally {
+        await s.close();
+      }
+    }
+  });
+
+  test('--int8 with nothing to calibrate from (a teacher, no --calibrate-from) is a clear error naming --calibrate-from', async () => {
+    await assert.rejects(startServer({ models: [join(REPO, 'teachers/mnist-lenet5')], port: 0, host: '127.0.0.1', int8: true }), /no served model could be quantised[\s\S]*mnist-lenet5: no int8 model: .*no generator.*--calibrate-from/);
   });
 });
 
@@ -91,7 +134,16 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
     // A colour model served from an .onnx file that does not normalise itself (external normalisation).
     resnet.eval();
     writeFileSync(join(tmp, 'cifar-resnet.onnx'), classifierToOnnx(resnet, RESNET_CARD, { dynamicBatch: true, foldNormalization: false }).bytes);
-    server = await startServer({ models: [teacherDir, join(tmp, 'detr'), join(REPO, 'teachers/mnist-lenet5'), join(tmp, 'cifar-resnet.onnx')], port: 0, host: '127.0.0.1' });
+    // A float / int8 pair whose int8 file has an operator no runtime has: the page must say it cannot run it.
+    const lenetCard = loadClassifier(join(REPO, 'teachers/mnist-lenet5'));
+    writeFileSync(join(tmp, 'lenet-broken.onnx'), classifierToOnnx(lenetCard.model, lenetCard.card, { dynamicBatch: true }).bytes);
+    const broken = decodeModel(readFileSync(join(daflRun, 'model.int8.onnx')));
+    const out = broken.graph!.output![0]!.name!;
+    broken.graph!.node!.push({ opType: 'Int8OpNoRuntimeHas', input: [out], output: [`${out}_nope`] });
+    writeFileSync(join(tmp, 'lenet-broken.int8.onnx'), onnx.ModelProto.encode(broken).finish());
+    // --int8: the ViT and LeNet-5 teachers get int8 models calibrated on the DAFL run's synthetic images;
+    // the colour ResNet cannot (the generator makes 1×28×28 images) and the detector stays float.
+    server = await startServer({ models: [teacherDir, join(tmp, 'detr'), join(REPO, 'teachers/mnist-lenet5'), join(tmp, 'cifar-resnet.onnx'), join(tmp, 'lenet-broken.onnx')], port: 0, host: '127.0.0.1', int8: true, calibrateFrom: daflRun });
     const { chromium } = await import('playwright-core');
     browser = await chromium.launch({ executablePath: chromiumPath!, headless: true, args: ['--no-sandbox'] });
     page = await browser.newPage({ viewport: { width: 1100, height: 1100 } });
@@ -124,7 +176,10 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
 
   test('the page lists the served models from their ONNX metadata', async () => {
     const models = await page.evaluate(() => (window as unknown as { dfkd: { models: { name: string; task: string; classes: string[]; patchGrid?: number }[] } }).dfkd.models);
-    assert.deepEqual(models.map((m) => [m.name, m.task]), [['mnist-vit', 'classification'], ['detr', 'detection'], ['mnist-lenet5', 'classification'], ['cifar-resnet', 'classification']]);
+    assert.deepEqual(models.map((m) => [m.name, m.task]), [
+      ['mnist-vit', 'classification'], ['mnist-vit.int8', 'classification'], ['detr', 'detection'], ['mnist-lenet5', 'classification'], ['mnist-lenet5.int8', 'classification'],
+      ['cifar-resnet', 'classification'], ['lenet-broken', 'classification'], ['lenet-broken.int8', 'classification'],
+    ]);
     assert.deepEqual(models[0]!.classes, ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     assert.equal(models[0]!.patchGrid, 7);
   });
@@ -256,5 +311,110 @@ describe('browser demo (headless Chromium, onnxruntime-web wasm)', { skip }, () 
     assert.equal(d.detections.length, expected);
     assert.equal((await page.$$('#det-list li')).length, expected);
     await page.screenshot({ path: join(ARTIFACTS, 'web-detect.png'), fullPage: true });
+  });
+
+  type Int8State = PageState & {
+    precision: string; benchRuns: number; latency: Record<string, number[]>; sessionErrors: Record<string, string>;
+    byModel: Record<string, { model: string; precision: string; logits: number[]; top3: { index: number; name: string; p: number }[] }>;
+    lastResult: PageState['lastResult'] & { model: string; precision: string };
+  };
+  const int8State = (): Promise<Int8State> => page.evaluate(() => (window as unknown as { dfkd: Int8State }).dfkd);
+  const waitRuns = (key: 'runs' | 'benchRuns', n: number) => page.waitForFunction(([k, m]) => (window as unknown as { dfkd: Record<string, number> }).dfkd[k as string]! > (m as number), [key, n] as const, { timeout: 60_000 });
+
+  test('float / int8: both load in onnxruntime-web and predict the digit, both latencies, sizes and accuracies show, the switch works', async (t) => {
+    const labels = testSet.labels.toArray();
+    const measured: Record<string, unknown> = {};
+    for (const name of ['mnist-lenet5', 'mnist-vit']) {
+      const r0 = (await int8State()).runs;
+      await page.selectOption('#model', name);
+      await waitRuns('runs', r0); // the switch re-classifies what is on the canvas
+      let s = await int8State();
+      assert.deepEqual(s.sessionErrors, {}, `onnxruntime-web could not run: ${JSON.stringify(s.sessionErrors)}`);
+      assert.equal(await page.isDisabled('#precision-int8'), false);
+      // a real test digit, uploaded: both models classify it, the float one is shown
+      const idx = 0;
+      const px = testSet.images.narrow(0, idx, 1).contiguous().data() as Float32Array;
+      const png = new PNG({ width: 28, height: 28 });
+      for (let i = 0; i < 784; i++) png.data.set([Math.round(px[i]! * 255), Math.round(px[i]! * 255), Math.round(px[i]! * 255), 255], 4 * i);
+      const file = join(tmp, 'digit-int8.png');
+      writeFileSync(file, PNG.sync.write(png));
+      const r1 = s.runs;
+      await page.setInputFiles('#upload', file);
+      await waitRuns('runs', r1);
+      s = await int8State();
+      const f = s.byModel[name]!;
+      const q = s.byModel[`${name}.int8`]!;
+      assert.equal(s.lastResult.model, name);
+      assert.equal(s.lastResult.precision, 'float');
+      for (const r of [f, q]) assert.equal(r.top3[0]!.index, labels[idx], `${r.model} read test digit ${idx} (a ${labels[idx]}) as ${r.top3[0]!.name}`);
+      assert.ok(maxAbsDiff(f.logits, q.logits) <= 0.5, `int8 logits ${maxAbsDiff(f.logits, q.logits)} from float`);
+      // the page's int8 logits are onnxruntime-node's on the same file and input
+      const bytes = new Uint8Array(await (await fetch(`${server.url}models/${name}.int8.onnx`)).arrayBuffer());
+      const node = await loadOnnx(bytes, { threads: 1 });
+      const ref = (await runOnnx(node, T.tensor(s.lastInput, { shape: [1, 1, 28, 28] }))).logits!.data;
+      await node.session.release();
+      const webVsNode = maxAbsDiff(q.logits, ref);
+      assert.ok(webVsNode <= 0.05, `int8 logits: onnxruntime-web vs onnxruntime-node ${webVsNode}`);
+      // the table: both rows with a latency, a size (int8: the ratio), a test accuracy from the metadata
+      for (const p of ['float', 'int8']) {
+        const row = `#compare tr[data-precision="${p}"]`;
+        assert.equal(await page.getAttribute(row, 'data-model'), p === 'int8' ? `${name}.int8` : name);
+        assert.ok(Number(await page.getAttribute(row, 'data-latency')) > 0, `${p} latency`);
+        assert.match((await page.textContent(`${row} .latency`))!, /^\d+\.\d\d ms \(median of \d+\)$/);
+        assert.match((await page.textContent(`${row} .acc`))!, /^\d+\.\d\d%$/);
+        assert.equal(await page.getAttribute(`${row} .pred`, 'data-class'), String(labels[idx]));
+      }
+      assert.match((await page.textContent('#compare tr[data-precision="int8"] .size'))!, /KiB \(\d\.\d\d× smaller\)$/);
+      assert.match((await page.textContent('#int8-note'))!, /calibrated on 256 synthetic images of .*dafl \(dafl\), no real image/);
+      assert.equal(await page.getAttribute('#compare tr[data-precision="float"]', 'class'), 'selected');
+      // switch to int8: the same input again, now shown from the int8 model
+      const input = s.lastInput;
+      const r2 = s.runs;
+      await page.check('#precision-int8');
+      await waitRuns('runs', r2);
+      s = await int8State();
+      assert.equal(s.lastResult.model, `${name}.int8`);
+      assert.equal(s.precision, 'int8');
+      assert.deepEqual(s.lastInput, input);
+      assert.equal(await page.getAttribute('#prediction', 'data-class'), String(labels[idx]));
+      assert.equal(await page.getAttribute('#compare tr[data-precision="int8"]', 'class'), 'selected');
+      assert.match((await page.textContent('#timing'))!, /\(int8\)/);
+      // time 50 runs of each, alternating: the latency window fills for both
+      const b0 = s.benchRuns;
+      await page.click('#bench');
+      await waitRuns('benchRuns', b0);
+      s = await int8State();
+      assert.equal(s.latency[name]!.length, 50);
+      assert.equal((s as unknown as { crossOriginIsolated: boolean }).crossOriginIsolated, true, 'COOP / COEP: microsecond timers');
+      assert.equal(s.latency[`${name}.int8`]!.length, 50);
+      const med = async (p: string) => Number(await page.getAttribute(`#compare tr[data-precision="${p}"]`, 'data-latency'));
+      measured[name] = { float_ms: await med('float'), int8_ms: await med('int8'), float_kib: (await page.textContent('#compare tr[data-precision="float"] .size'))!, int8_kib: (await page.textContent('#compare tr[data-precision="int8"] .size'))!, web_vs_node_int8_logits: webVsNode };
+      t.diagnostic(`${name}: median of 50 in onnxruntime-web (wasm, 1 thread): float ${(await med('float')).toFixed(2)} ms, int8 ${(await med('int8')).toFixed(2)} ms`);
+      await page.screenshot({ path: join(ARTIFACTS, `web-int8-${name}.png`), fullPage: true });
+      // and back to float
+      const r3 = s.runs;
+      await page.check('#precision-float');
+      await waitRuns('runs', r3);
+      assert.equal((await int8State()).lastResult.model, name);
+    }
+    writeFileSync(join(ARTIFACTS, 'web-int8-latency.json'), JSON.stringify(measured, null, 2));
+  });
+
+  test('int8 the page cannot have: an int8 file onnxruntime-web refuses is said so with its error (float goes on); a colour model says why it has none', async () => {
+    const r0 = (await int8State()).runs;
+    await page.selectOption('#model', 'lenet-broken');
+    await waitRuns('runs', r0);
+    const s = await int8State();
+    assert.match(s.sessionErrors['lenet-broken.int8'] ?? '', /Int8OpNoRuntimeHas/);
+    assert.equal(s.lastResult.model, 'lenet-broken');
+    assert.equal(await page.isDisabled('#precision-int8'), true);
+    assert.equal(await page.textContent('#compare tr[data-precision="int8"] .pred'), 'cannot run in onnxruntime-web');
+    assert.match((await page.textContent('#int8-note'))!, /The int8 model lenet-broken\.int8 cannot run in onnxruntime-web \(wasm\): .*Int8OpNoRuntimeHas/);
+    await page.screenshot({ path: join(ARTIFACTS, 'web-int8-refused.png'), fullPage: true });
+    await page.selectOption('#model', 'cifar-resnet');
+    await page.waitForFunction(() => /No int8 model for cifar-resnet/.test(document.getElementById('int8-note')!.textContent ?? ''));
+    assert.match((await page.textContent('#int8-note'))!, /makes \[1, 28, 28\] images, the model takes \[3, 32, 32\]/);
+    assert.equal(await page.isDisabled('#precision-int8'), true);
+    await page.selectOption('#model', 'mnist-vit');
   });
 });

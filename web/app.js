@@ -1,6 +1,11 @@
 // The vit-dfkd browser demo: classify a drawn / uploaded digit with an exported model in
 // onnxruntime-web (wasm), show the top-3 classes and the ViT's class-attention map; run an exported
 // DETR detector on a generated or uploaded canvas and draw its boxes. Plain ES module, no build step.
+// A classifier served with its int8 model (dfkd export --quantize int8) is offered in both
+// precisions: a float / int8 switch picks the one whose prediction is shown, every input runs through
+// both, and a table shows each one's prediction, latency (median of its last LATENCY_WINDOW calls),
+// file size and test accuracy (from the ONNX metadata). An int8 file that onnxruntime-web cannot load
+// or run is said so, with the runtime's error, and the float model goes on alone.
 // Everything a model needs (classes, input size, normalisation) comes from /models.json, which
 // dfkd serve reads from each ONNX file's metadata_props.
 import * as ort from '/ort/ort.wasm.bundle.min.mjs';
@@ -15,13 +20,54 @@ const status = (text, error = false) => {
 };
 
 /** State the end-to-end test reads (window.dfkd). */
-const state = { ready: false, models: [], lastInput: null, lastResult: null, lastDetections: null, runs: 0, detRuns: 0 };
+const state = {
+  ready: false, models: [], lastInput: null, lastResult: null, lastDetections: null, runs: 0, detRuns: 0,
+  /** The selected classifier's precision, and per model name: last LATENCY_WINDOW latencies (ms), last result, load / run error. */
+  precision: 'float', latency: {}, byModel: {}, sessionErrors: {}, benchRuns: 0,
+};
 window.dfkd = state;
+
+/** Latency is the median over each model's last LATENCY_WINDOW session.run calls. */
+const LATENCY_WINDOW = 50;
 
 const sessions = new Map();
 async function session(model) {
-  if (!sessions.has(model.name)) sessions.set(model.name, ort.InferenceSession.create(model.url, { executionProviders: ['wasm'] }));
+  if (!sessions.has(model.name)) {
+    sessions.set(model.name, (async () => {
+      const s = await ort.InferenceSession.create(model.url, { executionProviders: ['wasm'] });
+      if (model.task === 'classification') {
+        // one untimed call: the first run allocates, and would stand out in the latency window
+        const [c, h, w] = model.inputShape;
+        await s.run({ input: new ort.Tensor('float32', new Float32Array(c * h * w), [1, c, h, w]) });
+      }
+      return s;
+    })());
+  }
   return sessions.get(model.name);
+}
+
+/** A session, or null with the runtime's message recorded (e.g. an int8 operator the wasm build lacks). */
+async function trySession(model) {
+  try {
+    return await session(model);
+  } catch (e) {
+    state.sessionErrors[model.name] = String(e?.message ?? e);
+    console.error(`${model.name}:`, e);
+    return null;
+  }
+}
+
+function recordLatency(name, ms) {
+  const l = (state.latency[name] ??= []);
+  l.push(ms);
+  if (l.length > LATENCY_WINDOW) l.shift();
+}
+
+function median(values) {
+  if (values.length === 0) return null;
+  const v = [...values].sort((a, b) => a - b);
+  const m = v.length >> 1;
+  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 }
 
 // ---- image helpers ---------------------------------------------------------------------------------
@@ -187,9 +233,28 @@ function drawPlanes(canvas, planes, c, w, h) {
   ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
 }
 
+/** One timed run of a classifier on its input planes px [c × h × w] in [0, 1]. */
+async function runClassifier(model, px) {
+  const [c, h, w] = model.inputShape;
+  // what the model is fed: the pixels, or (x − mean) / std when the file does not normalise itself
+  const input = model.normalization === 'external' ? px.map((v, i) => (v - model.mean[Math.floor(i / (h * w))]) / model.std[Math.floor(i / (h * w))]) : px;
+  const s = await session(model);
+  const t0 = performance.now();
+  const out = await s.run({ input: new ort.Tensor('float32', input, [1, c, h, w]) });
+  const ms = performance.now() - t0;
+  recordLatency(model.name, ms);
+  const logits = Array.from(out.logits.data);
+  const probs = softmax(logits);
+  const order = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]);
+  const top3 = order.slice(0, 3).map(([p, i]) => ({ index: i, name: model.classes[i] ?? String(i), p }));
+  const attention = out.attention ? Array.from(out.attention.data) : null;
+  return { model: model.name, precision: model.precision ?? 'float', input, logits, top3, attention, ms };
+}
+
 /**
  * Classifies `pixels`: one grey plane [h × w] (repeated over the model's channels) or all the
- * model's channel planes [c × h × w], values in [0, 1].
+ * model's channel planes [c × h × w], values in [0, 1]. The selected model's result is shown; its
+ * other precision (if served and runnable) runs on the same input for the comparison table.
  */
 async function classify(pixels) {
   const model = current;
@@ -197,17 +262,8 @@ async function classify(pixels) {
   const px = new Float32Array(c * h * w);
   if (pixels.length === c * h * w) px.set(pixels);
   else for (let k = 0; k < c; k++) px.set(pixels, k * h * w);
-  // what the model is fed: the pixels, or (x − mean) / std when the file does not normalise itself
-  const input = model.normalization === 'external' ? px.map((v, i) => (v - model.mean[Math.floor(i / (h * w))]) / model.std[Math.floor(i / (h * w))]) : px;
-  const s = await session(model);
-  const t0 = performance.now();
-  const out = await s.run({ input: new ort.Tensor('float32', input, [1, c, h, w]) });
-  const ms = performance.now() - t0;
-  const logits = Array.from(out.logits.data);
-  const probs = softmax(logits);
-  const order = probs.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]);
-  const top3 = order.slice(0, 3).map(([p, i]) => ({ index: i, name: model.classes[i] ?? String(i), p }));
-  const attention = out.attention ? Array.from(out.attention.data) : null;
+  const r = await runClassifier(model, px);
+  const { input, top3, attention, ms } = r;
 
   drawPlanes($('input-view'), px, c, w, h);
   const av = $('attention-view').getContext('2d');
@@ -240,10 +296,22 @@ async function classify(pixels) {
     li.querySelector('strong').textContent = t.name;
     return li;
   }));
-  $('timing').textContent = `${model.name}: ${ms.toFixed(1)} ms in onnxruntime-web (wasm, 1 thread)`;
+  $('timing').textContent = `${model.name}${model.precision === 'int8' ? ' (int8)' : ''}: ${ms.toFixed(1)} ms in onnxruntime-web (wasm, 1 thread)`;
   state.lastInput = Array.from(input);
   state.lastPixels = Array.from(px);
-  state.lastResult = { model: model.name, logits, top3, attention, ms };
+  state.lastPx = px;
+  state.lastResult = r;
+  state.byModel[model.name] = r;
+  const other = partnerOf(model);
+  if (other && !state.sessionErrors[other.name]) {
+    try {
+      state.byModel[other.name] = await runClassifier(other, px);
+    } catch (e) {
+      state.sessionErrors[other.name] = String(e?.message ?? e);
+      updatePrecisionControls();
+    }
+  }
+  renderCompare();
   state.runs++;
 }
 
@@ -345,6 +413,126 @@ function setUpDrawing() {
   });
 }
 
+// ---- float / int8 -----------------------------------------------------------------------------------
+
+let group = null; // the selected classifier: { key, float, int8 } (either may be null)
+let groups = [];
+
+/** Each float classifier with its int8 model (the served pair), and unpaired models on their own. */
+function groupsOf(classifiers) {
+  const byName = new Map(classifiers.map((m) => [m.name, m]));
+  const out = [];
+  for (const m of classifiers) {
+    const partner = m.pair ? byName.get(m.pair) : null;
+    if (m.precision === 'int8' && partner) continue; // listed with its float model
+    out.push({ key: m.name, float: m.precision === 'int8' ? null : m, int8: m.precision === 'int8' ? m : partner ?? null });
+  }
+  return out;
+}
+
+function partnerOf(model) {
+  if (!group) return null;
+  const other = model === group.float ? group.int8 : group.float;
+  return other && other !== model ? other : null;
+}
+
+const runnable = (m) => Boolean(m) && !state.sessionErrors[m.name];
+
+function updatePrecisionControls() {
+  for (const p of ['float', 'int8']) {
+    const input = $(`precision-${p}`);
+    input.disabled = !runnable(group?.[p]);
+    input.checked = current?.precision === p || (p === 'float' && current && !current.precision);
+  }
+  $('precision').classList.toggle('unavailable', !(runnable(group?.float) && runnable(group?.int8)));
+}
+
+const kib = (bytes) => `${(bytes / 1024).toFixed(1)} KiB`;
+
+/** The float vs int8 table and the note under it. */
+function renderCompare() {
+  if (!group) return;
+  for (const p of ['float', 'int8']) {
+    const tr = document.querySelector(`#compare tr[data-precision="${p}"]`);
+    const m = group[p];
+    const cell = (k) => tr.querySelector(`.${k}`);
+    tr.classList.toggle('selected', Boolean(m) && m === current);
+    tr.dataset.model = m?.name ?? '';
+    cell('pred').classList.remove('error');
+    if (!m) {
+      for (const k of ['name', 'pred', 'latency', 'size', 'acc']) cell(k).textContent = k === 'name' ? '—' : '';
+      tr.dataset.latency = '';
+      continue;
+    }
+    cell('name').textContent = m.name;
+    const err = state.sessionErrors[m.name];
+    const r = state.byModel[m.name];
+    if (err) {
+      cell('pred').textContent = 'cannot run in onnxruntime-web';
+      cell('pred').classList.add('error');
+    } else {
+      cell('pred').textContent = r ? `${r.top3[0].name} (${(100 * r.top3[0].p).toFixed(1)}%)` : '';
+    }
+    cell('pred').dataset.class = r && !err ? String(r.top3[0].index) : '';
+    const l = state.latency[m.name] ?? [];
+    const med = median(l);
+    cell('latency').textContent = med === null ? '—' : `${med.toFixed(2)} ms (median of ${l.length})`;
+    tr.dataset.latency = med === null ? '' : String(med);
+    const ratio = p === 'int8' && group.float ? ` (${(group.float.bytes / m.bytes).toFixed(2)}× smaller)` : '';
+    cell('size').textContent = kib(m.bytes) + ratio;
+    cell('acc').textContent = typeof m.testAcc === 'number' ? `${(100 * m.testAcc).toFixed(2)}%` : '—';
+  }
+  const note = $('int8-note');
+  const i8 = group.int8;
+  note.classList.remove('error');
+  if (i8 && state.sessionErrors[i8.name]) {
+    note.textContent = `The int8 model ${i8.name} cannot run in onnxruntime-web (wasm): ${state.sessionErrors[i8.name]}`;
+    note.classList.add('error');
+  } else if (i8) {
+    const c = i8.calibration;
+    note.textContent = `int8: ${i8.quantization ?? 'QDQ'}${c ? `; calibrated on ${c.images} ${c.kind} images of ${c.run} (${c.method}), no real image` : ''}.`;
+  } else if (group.float?.int8Error) {
+    note.textContent = `No int8 model for ${group.float.name}: ${group.float.int8Error}`;
+  } else {
+    note.textContent = `No int8 model is served for ${group.key}: give dfkd serve an x.int8.onnx beside x.onnx (dfkd export --quantize int8), or start it with --int8.`;
+  }
+  $('bench').disabled = ![group.float, group.int8].some(runnable);
+}
+
+/** Selects a precision of the current group (falls back to the other one if it cannot run); re-runs the last input if asked. */
+async function setPrecision(p, rerun = true) {
+  const want = runnable(group[p]) ? group[p] : runnable(group.float) ? group.float : group.int8;
+  const changed = want !== current;
+  current = want;
+  state.precision = current.precision ?? 'float';
+  $('input-size').textContent = current.inputShape.join('×');
+  $('model-info').textContent = `${current.family}, ${current.classes.length} classes, ${(current.bytes / 1024).toFixed(0)} KiB${current.precision === 'int8' ? ', int8' : ''}`;
+  updatePrecisionControls();
+  renderCompare();
+  if (rerun && changed && state.lastPx && state.lastPx.length === current.inputShape.reduce((a, b) => a * b, 1)) await classify(state.lastPx);
+}
+
+/** Times `rounds` calls of each model of the group on the current input, alternating which goes first. */
+async function benchmark(rounds = LATENCY_WINDOW) {
+  const members = [group.float, group.int8].filter(runnable);
+  const n = current.inputShape.reduce((a, b) => a * b, 1);
+  const px = state.lastPx && state.lastPx.length === n ? state.lastPx : new Float32Array(n);
+  status(`timing ${rounds} runs of ${members.map((m) => m.name).join(' and ')}…`);
+  for (let r = 0; r < rounds; r++) {
+    for (const m of r % 2 ? [...members].reverse() : members) {
+      try {
+        await runClassifier(m, px);
+      } catch (e) {
+        state.sessionErrors[m.name] = String(e?.message ?? e);
+      }
+    }
+  }
+  renderCompare();
+  updatePrecisionControls();
+  state.benchRuns++;
+  status(`timed ${rounds} runs of each: ${members.map((m) => `${m.name} ${median(state.latency[m.name] ?? [])?.toFixed(2) ?? '—'} ms`).join(', ')} (median)`);
+}
+
 // ---- detection ------------------------------------------------------------------------------------------
 
 let detector = null;
@@ -433,14 +621,30 @@ async function main() {
   if (classifiers.length === 0 && detectors.length === 0) throw new Error('no models: start dfkd serve with --model <run folder or .onnx>');
   if (classifiers.length > 0) {
     const sel = $('model');
-    sel.replaceChildren(...classifiers.map((m) => new Option(`${m.name} (${m.preset})`, m.name)));
+    groups = groupsOf(classifiers);
+    const label = (g) => {
+      const m = g.float ?? g.int8;
+      return `${m.name} (${m.preset})${g.float && g.int8 ? ' — float / int8' : g.int8 ? ' — int8' : ''}`;
+    };
+    sel.replaceChildren(...groups.map((g) => new Option(label(g), g.key)));
+    $('latency-window').textContent = String(LATENCY_WINDOW);
+    state.crossOriginIsolated = window.crossOriginIsolated === true;
+    if (!state.crossOriginIsolated) $('latency-window').textContent += ' (this page is not cross-origin isolated, so its timer ticks in 0.1 ms)';
     const pick = async () => {
-      current = classifiers.find((m) => m.name === sel.value);
-      $('input-size').textContent = current.inputShape.join('×');
-      $('model-info').textContent = `${current.family}, ${current.classes.length} classes, ${(current.bytes / 1024).toFixed(0)} KiB`;
-      await session(current);
+      group = groups.find((g) => g.key === sel.value);
+      // both precisions load up front; one the runtime refuses is reported, not fatal
+      await Promise.all([group.float, group.int8].filter(Boolean).map(trySession));
+      if (![group.float, group.int8].some(runnable)) throw new Error(`${group.key}: onnxruntime-web cannot load it: ${state.sessionErrors[(group.float ?? group.int8).name]}`);
+      current = null;
+      await setPrecision(state.precision, false);
     };
     sel.addEventListener('change', () => pick().then(() => state.lastInput && classifyDrawing()).catch((e) => status(e.message, true)));
+    for (const p of ['float', 'int8']) {
+      $(`precision-${p}`).addEventListener('change', (e) => {
+        if (e.target.checked) setPrecision(p).then(() => status('ready')).catch((err) => status(err.message, true));
+      });
+    }
+    $('bench').addEventListener('click', () => benchmark().catch((e) => status(e.message, true)));
     await pick();
     setUpDrawing();
     $('classify').hidden = false;

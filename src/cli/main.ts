@@ -96,10 +96,11 @@ program
   // 1 thread: on this project's 2-core machines the demo's run does 1.22 it/s at 1 thread, 0.72 at 2 and
   // 1.15 as 2 data-parallel ranks (bench/results/ddp.json), so 1 thread reaches the most iterations.
   .addOption(new Option('--threads <n>', 'intra-op threads (1 is fastest for this small run)').argParser(positiveInt).default(1))
-  .action(async (o: { minutes: number; seed: number; method: string; student: string; out: string; threads?: number }) => {
+  .option('--no-onnx', 'skip exporting the student to <out>/model.onnx and <out>/model.int8.onnx (int8 calibrated on the run\'s own synthetic images) for dfkd serve')
+  .action(async (o: { minutes: number; seed: number; method: string; student: string; out: string; threads?: number; onnx: boolean }) => {
     await engine(o.threads);
     const { runDemo } = await import('./demo.js');
-    runDemo(o);
+    await runDemo(o);
   });
 
 const train = program
@@ -335,9 +336,12 @@ program
   .option('--model <path...>', 'models to serve: .onnx files made by dfkd export, or run folders (exported in memory)', ['teachers/mnist-vit', 'teachers/mnist-lenet5'])
   .addOption(new Option('--port <n>', 'port (0 = any free port)').argParser(nonNegativeInt).default(8080))
   .option('--host <address>', 'address to listen on', '127.0.0.1')
-  .action(async (o: { model: string[]; port: number; host: string }) => {
+  .option('--int8', "also serve an int8 model of every classifier that has none beside it (dfkd export --quantize int8's quantiser, calibrated on synthetic images of the model's run): the page switches float / int8 and times both", false)
+  .option('--calibrate-from <run>', "with --int8: calibrate on synthetic images of this distillation run (default: each model's own run)")
+  .addOption(new Option('--calibration-images <n>', 'with --int8: synthetic calibration images').argParser(positiveInt).default(256))
+  .action(async (o: { model: string[]; port: number; host: string; int8: boolean; calibrateFrom?: string; calibrationImages: number }) => {
     const { runServeCommand } = await import('./serve.js');
-    await runServeCommand({ models: o.model, port: o.port, host: o.host });
+    await runServeCommand({ models: o.model, port: o.port, host: o.host, int8: o.int8, calibrateFrom: o.calibrateFrom, calibrationImages: o.calibrationImages });
   });
 
 program

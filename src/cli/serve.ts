@@ -2,6 +2,14 @@
 // node_modules (no CDN) and the exported models. A model given as a run folder is exported in memory
 // with dfkd export's code (dynamic batch, normalisation folded in); an .onnx file is served as is.
 //
+// int8: a model's int8 file (dfkd export --quantize int8) is served beside it and paired with it — the
+// page switches between the two and times both. An `x.int8.onnx` next to a served `x.onnx`, and a
+// run folder's `model.int8.onnx` (what dfkd demo writes), are picked up by themselves; an int8 file
+// given with --model pairs with the float model named as it less `.int8`. With --int8, every served
+// classifier without one gets an int8 model made here by dfkd export's quantiser, calibrated on
+// synthetic images of its own run (or --calibrate-from's) — never on real images; the real test split
+// is read afterwards only, for the float and int8 accuracy in the int8 file's metadata.
+//
 //   GET /                      web/index.html (and the other files of web/)
 //   GET /ort/<file>            onnxruntime-web's dist files (ort.wasm.bundle.min.mjs, *.wasm)
 //   GET /models.json           [{ name, url, task, classes, inputShape, patchGrid, … }] from each model's metadata_props
@@ -16,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import { PNG } from 'pngjs';
 import { decodeModel, metadataOf } from '../export/onnx-graph.js';
 import { modelBasePath } from '../models/load.js';
+import type { CalibrationSource } from '../export/calibration.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const WEB_DIR = join(REPO, 'web');
@@ -36,6 +45,22 @@ export interface ServedModel {
   hasAttention: boolean;
   bytes: number;
   source: string;
+  dataset: string;
+  /** 'int8' for a file made by dfkd export --quantize int8 (its vit_dfkd.quantization metadata), else 'float'. */
+  precision: 'float' | 'int8';
+  /** The served model of the other precision (float ↔ int8), when both are served. */
+  pair?: string;
+  /**
+   * Test accuracy from the ONNX metadata: an int8 file's vit_dfkd.test_acc_int8; for its float model
+   * the same file's vit_dfkd.test_acc_float (both measured in ONNX Runtime on the test split), else the
+   * float file's own vit_dfkd.test_acc (the model card's).
+   */
+  testAcc?: number;
+  /** int8: its calibration set (vit_dfkd.calibration: synthetic images of a run) and scheme. */
+  calibration?: { kind: string; run: string; method: string; images: number };
+  quantization?: string;
+  /** Why no int8 model could be made for this one (--int8). */
+  int8Error?: string;
 }
 
 export interface ServeOptions {
@@ -43,6 +68,11 @@ export interface ServeOptions {
   port: number;
   host: string;
   quiet?: boolean;
+  /** Make an int8 model (dfkd export's quantiser, data-free) for every served classifier that has none. */
+  int8?: boolean;
+  /** The run whose generator / image bank calibrates those (default: each model's own run folder). */
+  calibrateFrom?: string;
+  calibrationImages?: number;
 }
 
 const MIME: Record<string, string> = {
@@ -57,10 +87,30 @@ function ortWebDir(): string {
   return dirname(wasm);
 }
 
+/** Relative paths: from the working directory, else from the repository (the default teachers). */
+function resolveGiven(given: string): string {
+  return existsSync(given) || isAbsolute(given) || !existsSync(join(REPO, given)) ? given : join(REPO, given);
+}
+
+/** The int8 file that goes with a served float model, if one is there: x.onnx → x.int8.onnx; a run folder → its model.int8.onnx. */
+function int8Beside(given: string): string | null {
+  const path = resolveGiven(given);
+  let candidate: string | null = null;
+  if (path.endsWith('.onnx')) candidate = path.endsWith('.int8.onnx') ? null : path.replace(/\.onnx$/, '.int8.onnx');
+  else if (existsSync(path) && statSync(path).isDirectory()) candidate = join(path, 'model.int8.onnx');
+  return candidate && existsSync(candidate) ? candidate : null;
+}
+
+/** A served model's name: the file or folder name (a run's model.onnx / model.int8.onnx: the run's name). */
+function nameOf(path: string): string {
+  let name = basename(path.replace(/[/\\]+$/, '')).replace(/\.onnx$/, '');
+  if (name === 'model' || name === 'model.int8') name = basename(dirname(resolve(path))) + name.slice('model'.length);
+  return name.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
 /** An exported model's bytes: an .onnx file as is, a run folder exported in memory. */
 async function modelBytes(given: string): Promise<Uint8Array> {
-  // Relative paths: from the working directory, else from the repository (the default teachers).
-  const path = existsSync(given) || isAbsolute(given) || !existsSync(join(REPO, given)) ? given : join(REPO, given);
+  const path = resolveGiven(given);
   if (path.endsWith('.onnx')) {
     if (!existsSync(path)) throw new Error(`no ONNX file at ${path}`);
     return readFileSync(path);
@@ -100,8 +150,67 @@ function describe(name: string, bytes: Uint8Array, source: string): ServedModel 
     classes: json<string[]>('vit_dfkd.classes', []), inputShape: json<number[]>('vit_dfkd.input_shape', []),
     normalization: meta['vit_dfkd.normalization'] ?? 'folded', mean: json<number[]>('vit_dfkd.mean', []), std: json<number[]>('vit_dfkd.std', []),
     ...(meta['vit_dfkd.patch_grid'] ? { patchGrid: Number(meta['vit_dfkd.patch_grid']) } : {}),
-    hasAttention: outputs.includes('attention'), bytes: bytes.length,
+    hasAttention: outputs.includes('attention'), bytes: bytes.length, dataset: meta['vit_dfkd.dataset'] ?? '',
+    precision: (meta['vit_dfkd.quantization'] ?? '').startsWith('int8') ? 'int8' : 'float',
+    ...(meta['vit_dfkd.quantization'] ? { quantization: meta['vit_dfkd.quantization'] } : {}),
+    ...(json<CalibrationSource | null>('vit_dfkd.calibration', null) ? { calibration: pickCalibration(json<CalibrationSource>('vit_dfkd.calibration', {} as CalibrationSource)) } : {}),
+    ...(accuracy(meta['vit_dfkd.test_acc_int8'] ?? meta['vit_dfkd.test_acc']) !== undefined ? { testAcc: accuracy(meta['vit_dfkd.test_acc_int8'] ?? meta['vit_dfkd.test_acc']) } : {}),
   };
+}
+
+const accuracy = (v: string | undefined): number | undefined => {
+  const x = v === undefined ? Number.NaN : Number(v);
+  return Number.isFinite(x) ? x : undefined;
+};
+const pickCalibration = (c: CalibrationSource): NonNullable<ServedModel['calibration']> => ({ kind: c.kind, run: c.run, method: c.method, images: c.images });
+
+/**
+ * The int8 model of a served float classifier, made here as dfkd export --quantize int8 makes it:
+ * calibrated on synthetic images of `run` (the model's own run unless --calibrate-from), then — for
+ * evaluation only — float and int8 accuracy on the real test split, recorded in its metadata.
+ */
+async function int8InMemory(floatBytes: Uint8Array, info: ServedModel, o: ServeOptions): Promise<Uint8Array> {
+  if (info.task !== 'classification') throw new Error('detectors are served in float only (int8 quantisation is for classifiers)');
+  const { syntheticCalibrationSet, runFolderOf, DEFAULT_CALIBRATION_IMAGES } = await import('../export/calibration.js');
+  const run = o.calibrateFrom ?? runFolderOf(resolveGiven(info.source));
+  if (!run) {
+    throw new Error(`${info.source} is not in a distillation run folder, so there is no generator to calibrate an int8 model on; give --calibrate-from <run folder made by dfkd distill> (calibration uses synthetic images only)`);
+  }
+  const { quantizeOnnxInt8, withMetadata, WEIGHT_QMAX_REDUCED } = await import('../export/quantize.js');
+  const cal = syntheticCalibrationSet(run, { count: o.calibrationImages ?? DEFAULT_CALIBRATION_IMAGES });
+  let q: Awaited<ReturnType<typeof quantizeOnnxInt8>>;
+  try {
+    const [, c, h, w] = cal.images.shape;
+    if (JSON.stringify([c, h, w]) !== JSON.stringify(info.inputShape)) throw new Error(`the generator of ${run} makes [${c}, ${h}, ${w}] images, the model takes [${info.inputShape.join(', ')}]; give --calibrate-from a run of its kind`);
+    q = await quantizeOnnxInt8(floatBytes, cal.images);
+  } finally {
+    cal.images.dispose();
+  }
+  const props: Record<string, string> = {
+    'vit_dfkd.quantization': `int8 QDQ: ${Math.log2(WEIGHT_QMAX_REDUCED + 1) + 1}-bit symmetric per-channel weights, uint8 per-tensor activations (min/max), Conv/Gemm/MatMul; LayerNorm, Softmax, GELU in float`,
+    'vit_dfkd.calibration': JSON.stringify(cal.source),
+    'vit_dfkd.bytes_float': String(floatBytes.length),
+  };
+  // Evaluation only, after calibration: the real test split never reaches the quantiser.
+  if (info.dataset) {
+    const [{ loadDataset }, { evaluateOnnx, loadOnnx }] = await Promise.all([import('../data/index.js'), import('../export/ort.js')]);
+    let test: ReturnType<typeof loadDataset> | undefined;
+    try {
+      test = loadDataset(info.dataset, 'test');
+    } catch {
+      // no test split here: the int8 file goes without accuracy figures
+    }
+    if (test) {
+      for (const [key, bytes] of [['vit_dfkd.test_acc_float', floatBytes], ['vit_dfkd.test_acc_int8', q.bytes]] as const) {
+        const loaded = await loadOnnx(bytes, { threads: 1 });
+        props[key] = String((await evaluateOnnx(loaded, test)).accuracy);
+        await loaded.session.release();
+      }
+      test.images.dispose();
+      test.labels.dispose();
+    }
+  }
+  return withMetadata(q.bytes, props);
 }
 
 function pngOfGrey(pixels: Float32Array, w: number, h: number): Buffer {
@@ -144,6 +253,8 @@ class Samples {
 export interface RunningServer {
   url: string;
   models: ServedModel[];
+  /** What serving found or could not do (int8 models picked up, made, or refused, and why). */
+  notes: string[];
   server: Server;
   close(): Promise<void>;
 }
@@ -152,18 +263,66 @@ export interface RunningServer {
 export async function startServer(o: ServeOptions): Promise<RunningServer> {
   if (!existsSync(join(WEB_DIR, 'index.html'))) throw new Error(`the demo page is missing: ${join(WEB_DIR, 'index.html')}`);
   const ortDir = ortWebDir();
-  const models = new Map<string, { info: ServedModel; bytes: Uint8Array }>();
+  const list: { info: ServedModel; bytes: Uint8Array }[] = [];
+  const notes: string[] = [];
+  const taken = new Set<string>();
+  const add = (path: string, bytes: Uint8Array, at = list.length): ServedModel => {
+    let name = nameOf(path);
+    while (taken.has(name)) name = `${name}_`;
+    taken.add(name);
+    const info = describe(name, bytes, path);
+    list.splice(at, 0, { info, bytes });
+    return info;
+  };
+  const given = new Set(o.models.map((p) => resolve(resolveGiven(p))));
   for (const path of o.models) {
-    const bytes = await modelBytes(path);
-    let name = basename(path.replace(/[/\\]+$/, '')).replace(/\.onnx$/, '').replace(/[^A-Za-z0-9._-]/g, '_');
-    if (name === 'model') name = basename(dirname(resolve(path)));
-    while (models.has(name)) name = `${name}_`;
-    models.set(name, { info: describe(name, bytes, path), bytes });
+    add(path, await modelBytes(path));
+    const beside = int8Beside(path);
+    if (beside && !given.has(resolve(beside))) {
+      given.add(resolve(beside));
+      const info = add(beside, readFileSync(beside));
+      notes.push(`${info.name}: the int8 file beside ${path} (${beside})`);
+    }
   }
+  // pairs: an int8 model named <float name>.int8 goes with that float model
+  const pairUp = (): void => {
+    for (const { info } of list) {
+      if (info.precision !== 'int8' || info.pair) continue;
+      const f = list.find((m) => m.info.precision === 'float' && !m.info.pair && m.info.task === info.task && m.info.name === info.name.replace(/_*$/, '').replace(/\.int8$/, ''));
+      if (!f) continue;
+      info.pair = f.info.name;
+      f.info.pair = info.name;
+      const floatAcc = accuracy(metadataOf(decodeModel(list.find((m) => m.info === info)!.bytes))['vit_dfkd.test_acc_float']);
+      if (floatAcc !== undefined) f.info.testAcc = floatAcc;
+    }
+  };
+  pairUp();
+  if (o.int8) {
+    for (const m of [...list]) {
+      if (m.info.precision !== 'float' || m.info.pair) continue;
+      try {
+        const bytes = await int8InMemory(m.bytes, m.info, o);
+        const info = add(`${m.info.name}.int8.onnx`, bytes, list.indexOf(m) + 1);
+        info.source = `${m.info.source} (int8, made by dfkd serve --int8)`;
+        notes.push(`${info.name}: int8 of ${m.info.name}, calibrated on ${info.calibration?.images ?? '?'} synthetic images of ${info.calibration?.run ?? '?'} (${info.calibration?.method ?? '?'})`);
+      } catch (e) {
+        m.info.int8Error = (e as Error).message;
+        notes.push(`${m.info.name}: no int8 model: ${m.info.int8Error}`);
+      }
+    }
+    pairUp();
+    if (!list.some((m) => m.info.precision === 'int8')) throw new Error(`--int8: no served model could be quantised:\n${notes.join('\n')}`);
+  }
+  const models = new Map(list.map((m) => [m.info.name, m]));
   const samples = new Samples();
 
   const send = (res: ServerResponse, status: number, type: string, body: string | Uint8Array, headers: Record<string, string> = {}): void => {
-    res.writeHead(status, { 'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store', ...headers });
+    // Cross-origin isolation (everything the page loads is from here): performance.now() then ticks in
+    // microseconds, not Chromium's coarsened 0.1 ms, which the sub-millisecond LeNet latencies need.
+    res.writeHead(status, {
+      'Content-Type': type, 'Content-Length': Buffer.byteLength(body), 'Cache-Control': 'no-store',
+      'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp', ...headers,
+    });
     res.end(body);
   };
   const sendFile = (res: ServerResponse, root: string, rel: string): void => {
@@ -216,7 +375,7 @@ export async function startServer(o: ServeOptions): Promise<RunningServer> {
   const port = typeof addr === 'object' && addr ? addr.port : o.port;
   const url = `http://${o.host.includes(':') ? `[${o.host}]` : o.host}:${port}/`;
   return {
-    url, server, models: [...models.values()].map((m) => m.info),
+    url, server, models: [...models.values()].map((m) => m.info), notes,
     close: () => new Promise<void>((ok) => {
       server.closeAllConnections();
       server.close(() => ok());
@@ -229,8 +388,10 @@ export async function runServeCommand(o: ServeOptions): Promise<void> {
   const s = await startServer(o);
   process.stdout.write(`vit-dfkd demo: ${s.url}\n`);
   for (const m of s.models) {
-    process.stdout.write(`  ${m.name}: ${m.preset} (${m.task}${m.hasAttention ? ', attention map' : ''}), ${(m.bytes / 1024).toFixed(0)} KiB, from ${m.source}\n`);
+    const extra = [m.precision === 'int8' ? `int8${m.pair ? ` of ${m.pair}` : ''}` : '', m.hasAttention ? 'attention map' : '', m.testAcc !== undefined ? `test acc ${(100 * m.testAcc).toFixed(2)}%` : ''].filter(Boolean);
+    process.stdout.write(`  ${m.name}: ${m.preset} (${[m.task, ...extra].join(', ')}), ${(m.bytes / 1024).toFixed(0)} KiB, from ${m.source}\n`);
   }
+  for (const n of s.notes) process.stdout.write(`  note: ${n}\n`);
   process.stdout.write('Ctrl-C to stop\n');
   const stop = (): void => {
     void s.close().then(() => process.exit(0));
