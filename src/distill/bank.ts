@@ -80,6 +80,18 @@ export class ImageBank {
     );
   }
 
+  /** The newest min(n, size) images, oldest first (a copy the caller owns; all of them by default). */
+  newest(n = this.#size): Tensor {
+    if (this.#size === 0 || !this.#images) throw new Error('ImageBank.newest: the bank is empty; add a batch first');
+    return noGrad(() =>
+      tidy(() => {
+        const all = this.#chronological();
+        const k = Math.min(n, this.#size);
+        return k === this.#size ? all : all.narrow(0, this.#size - k, k).clone();
+      }),
+    );
+  }
+
   /** The stored images oldest first [size, C, H, W] (a copy). */
   #chronological(): Tensor {
     const images = this.#images!;

@@ -2,7 +2,7 @@
 // a batch, a generator with its optimiser and fixed preview latents, and state-dict prefixing.
 import { keep, noGrad, randn, type Tensor } from '../tensor/tensor.js';
 import { crossEntropy } from '../tensor/functional.js';
-import { Adam, type OptimizerMeta } from '../nn/optim.js';
+import { Adam, type Optimizer, type OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
 import { DCGANGenerator } from '../models/generators.js';
 import { kdLoss } from './losses.js';
@@ -74,13 +74,9 @@ export class GeneratorTrainer<G extends Module & { forward(z: Tensor, labels?: T
   /** Copies of the generator's weights, its optimiser state and the preview latents (caller disposes). */
   stateDict(prefix = 'gen.'): MethodState {
     const tensors: Record<string, Tensor> = {};
-    noGrad(() => {
-      for (const [k, t] of Object.entries(this.generator.stateDict())) tensors[`${prefix}${k}`] = t.clone();
-      tensors[`${prefix}preview`] = this.previewLatents.clone();
-    });
-    const sd = this.opt.stateDict();
-    for (const [k, t] of Object.entries(sd.state)) tensors[`${prefix}optim.${k}`] = t;
-    return { tensors, meta: { [`${prefix}optim`]: sd.meta } };
+    putModuleState(tensors, prefix, this.generator);
+    tensors[`${prefix}preview`] = noGrad(() => this.previewLatents.clone());
+    return { tensors, meta: { [`${prefix}optim`]: putOptimizerState(tensors, `${prefix}optim.`, this.opt) } };
   }
 
   loadStateDict(state: MethodState, prefix = 'gen.'): void {
@@ -121,6 +117,27 @@ export abstract class GeneratorMethod<G extends Module & { forward(z: Tensor, la
   dispose(): void {
     this.gen.dispose();
   }
+}
+
+/** Copies of a module's tensors, each under `${prefix}${name}`, added to `out` (a method's stateDict). */
+export function putModuleState(out: Record<string, Tensor>, prefix: string, m: { stateDict(): Record<string, Tensor> }): void {
+  noGrad(() => {
+    for (const [k, t] of Object.entries(m.stateDict())) out[`${prefix}${k}`] = t.clone();
+  });
+}
+
+/** An optimiser's state tensors, each under `${prefix}${name}`, added to `out`; returns its metadata (for MethodState.meta). */
+export function putOptimizerState(out: Record<string, Tensor>, prefix: string, opt: Optimizer): OptimizerMeta {
+  const sd = opt.stateDict();
+  for (const [k, t] of Object.entries(sd.state)) out[`${prefix}${k}`] = t;
+  return sd.meta;
+}
+
+/** `t[key]`, or an error naming the method and the key (a checkpoint of another method or version). */
+export function stateTensor(t: Record<string, Tensor>, key: string, method: string): Tensor {
+  const v = t[key];
+  if (!v) throw new Error(`${method} state has no ${key}`);
+  return v;
 }
 
 /** The entries of `t` whose key starts with `prefix`, with the prefix removed. */

@@ -8,7 +8,7 @@ import { Adam, type OptimizerMeta } from '../nn/optim.js';
 import { Linear, ReLU } from '../nn/layers.js';
 import { Module, Sequential } from '../nn/module.js';
 import { ImageBank } from './bank.js';
-import { unprefixed } from './common.js';
+import { putModuleState, putOptimizerState, unprefixed } from './common.js';
 import type { MethodState } from './types.js';
 
 /**
@@ -107,7 +107,7 @@ export class ContrastiveTerm {
   loss(local: Tensor, global: Tensor): Tensor {
     return tidy(() => {
       const mem = this.memory.size === 0 ? null : noGrad(() => {
-        const all = this.memory.stateDict('m')['m.images']!;
+        const all = this.memory.newest();
         return this.memory.size <= this.negatives ? all : all.indexSelect(0, randperm(this.memory.size, { device: all.device }).narrow(0, 0, this.negatives));
       });
       const keys = this.head.forward(mem ? cat([global, mem], 0) : global).detach();
@@ -122,11 +122,9 @@ export class ContrastiveTerm {
   }
 
   stateDict(prefix: string): MethodState {
-    const tensors: Record<string, Tensor> = noGrad(() => Object.fromEntries(Object.entries(this.head.stateDict()).map(([k, t]) => [`${prefix}head.${k}`, t.clone()])));
-    const sd = this.opt.stateDict();
-    for (const [k, t] of Object.entries(sd.state)) tensors[`${prefix}optim.${k}`] = t;
-    Object.assign(tensors, this.memory.stateDict(`${prefix}memory`));
-    return { tensors, meta: { [`${prefix}optim`]: sd.meta } };
+    const tensors: Record<string, Tensor> = this.memory.stateDict(`${prefix}memory`);
+    putModuleState(tensors, `${prefix}head.`, this.head);
+    return { tensors, meta: { [`${prefix}optim`]: putOptimizerState(tensors, `${prefix}optim.`, this.opt) } };
   }
 
   loadStateDict(s: MethodState, prefix: string): void {

@@ -70,7 +70,7 @@ import { normal_, zeros_ } from '../../nn/init.js';
 import { DCGANGenerator } from '../../models/generators.js';
 import { ImageBank } from '../bank.js';
 import { randomJitterFlip } from '../augment.js';
-import { studentKD, unprefixed } from '../common.js';
+import { putModuleState, putOptimizerState, stateTensor, studentKD, unprefixed } from '../common.js';
 import { maskedAdversarialKL, totalVariation } from '../losses.js';
 import { batchNorms, isVit, priorKind, teacherForwardWithPrior, type PriorKind } from '../priors.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
@@ -278,7 +278,7 @@ export class Cmi implements DistillMethod {
     if (!mem || mem.size === 0) return null;
     return noGrad(() =>
       tidy(() => {
-        const all = mem.stateDict('m')['m.images']!;
+        const all = mem.newest();
         if (mem.size <= this.hparams.negatives) return all;
         return all.indexSelect(0, randperm(mem.size, { device: all.device }).narrow(0, 0, this.hparams.negatives));
       }),
@@ -399,43 +399,31 @@ export class Cmi implements DistillMethod {
         this.generator.train();
       }
     }
-    return noGrad(() =>
-      tidy(() => {
-        const all = this.pool.stateDict('p')['p.images']!;
-        const k = Math.min(n, all.size(0));
-        return all.narrow(0, all.size(0) - k, k).clone();
-      }),
-    );
+    return this.pool.newest(n);
   }
 
   /** The memory's features oldest first [size, 2F] ([local | global]), a copy; null when empty or off. */
   memoryFeatures(): Tensor | null {
     if (!this.memory || this.memory.size === 0) return null;
-    return noGrad(() => tidy(() => this.memory!.stateDict('m')['m.images']!));
+    return this.memory.newest();
   }
 
   stateDict(): MethodState {
     const tensors: Record<string, Tensor> = { ...this.pool.stateDict('pool') };
     const meta: Record<string, unknown> = { started: this.started, stepsDone: this.stepsDone, batchesDone: this.batchesDone };
+    putModuleState(tensors, 'cmi.gen.', this.generator);
+    if (this.head) putModuleState(tensors, 'cmi.head.', this.head);
     noGrad(() => {
-      for (const [k, t] of Object.entries(this.generator.stateDict())) tensors[`cmi.gen.${k}`] = t.clone();
       tensors['cmi.z'] = this.z.detach().clone();
       tensors['cmi.y'] = this.y.clone();
-      if (this.head) for (const [k, t] of Object.entries(this.head.stateDict())) tensors[`cmi.head.${k}`] = t.clone();
       if (this.candidate) {
         tensors['cmi.cand.x'] = this.candidate.x.clone();
         if (this.candidate.feat) tensors['cmi.cand.feat'] = this.candidate.feat.clone();
       }
     });
     if (this.memory) Object.assign(tensors, this.memory.stateDict('memory'));
-    const sd = this.opt.stateDict();
-    for (const [k, t] of Object.entries(sd.state)) tensors[`cmi.optim.${k}`] = t;
-    meta.optim = sd.meta;
-    if (this.headOpt) {
-      const hs = this.headOpt.stateDict();
-      for (const [k, t] of Object.entries(hs.state)) tensors[`cmi.headOptim.${k}`] = t;
-      meta.headOptim = hs.meta;
-    }
+    meta.optim = putOptimizerState(tensors, 'cmi.optim.', this.opt);
+    if (this.headOpt) meta.headOptim = putOptimizerState(tensors, 'cmi.headOptim.', this.headOpt);
     // a JSON number round-trips a double exactly
     meta.candidateCost = this.candidate ? this.candidate.cost : null;
     return { tensors, meta };
@@ -443,11 +431,7 @@ export class Cmi implements DistillMethod {
 
   loadStateDict(s: MethodState): void {
     const t = s.tensors;
-    const need = (k: string): Tensor => {
-      const v = t[k];
-      if (!v) throw new Error(`cmi state has no ${k}`);
-      return v;
-    };
+    const need = (k: string): Tensor => stateTensor(t, k, 'cmi');
     const z = need('cmi.z');
     const y = need('cmi.y');
     if (z.size(0) !== this.z.size(0) || z.size(1) !== this.z.size(1)) throw new Error(`cmi state: latents [${z.shape.join(', ')}] but this run has [${this.z.shape.join(', ')}] (batch size or --latent-dim changed)`);

@@ -9,7 +9,7 @@ import { crossEntropy } from '../../tensor/functional.js';
 import { Adam } from '../../nn/optim.js';
 import { ImageBank } from '../bank.js';
 import { randomJitterFlip } from '../augment.js';
-import { studentKD, unprefixed } from '../common.js';
+import { putOptimizerState, studentKD, unprefixed } from '../common.js';
 import { jensenShannon, l2Prior, patchSimilarityPrior, totalVariation } from '../losses.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
 
@@ -123,9 +123,7 @@ export class DeepInversion implements DistillMethod {
 
   stateDict(): MethodState {
     const tensors: Record<string, Tensor> = { ...this.bank.stateDict(), 'inv.x': this.x.detach().clone(), 'inv.y': this.y.clone() };
-    const sd = this.opt.stateDict();
-    for (const [k, t] of Object.entries(sd.state)) tensors[`inv.optim.${k}`] = t;
-    return { tensors, meta: { invOptim: sd.meta, stepsDone: this.stepsDone, batchesDone: this.batchesDone } };
+    return { tensors, meta: { invOptim: putOptimizerState(tensors, 'inv.optim.', this.opt), stepsDone: this.stepsDone, batchesDone: this.batchesDone } };
   }
 
   loadStateDict(s: MethodState): void {

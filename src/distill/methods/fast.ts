@@ -74,7 +74,7 @@ import type { BatchNorm2d } from '../../nn/layers.js';
 import { DCGANGenerator } from '../../models/generators.js';
 import { ImageBank } from '../bank.js';
 import { randomJitterFlip } from '../augment.js';
-import { studentKD, unprefixed } from '../common.js';
+import { putModuleState, putOptimizerState, studentKD, unprefixed } from '../common.js';
 import { batchNormStatisticsLoss, totalVariation, maskedAdversarialKL } from '../losses.js';
 import { batchNorms, isVit, priorKind, teacherForwardWithPrior, type PriorKind } from '../priors.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
@@ -440,27 +440,19 @@ export class Fast implements DistillMethod {
         this.meta.train();
       }
     }
-    return noGrad(() =>
-      tidy(() => {
-        const all = this.bank.stateDict('p')['p.images']!;
-        const k = Math.min(n, all.size(0));
-        return all.narrow(0, all.size(0) - k, k).clone();
-      }),
-    );
+    return this.bank.newest(n);
   }
 
   stateDict(): MethodState {
     const tensors: Record<string, Tensor> = { ...this.bank.stateDict('bank') };
+    putModuleState(tensors, 'fast.meta.', this.meta);
     noGrad(() => {
-      for (const [k, t] of Object.entries(this.meta.stateDict())) tensors[`fast.meta.${k}`] = t.clone();
       this.mmt?.forEach((s, i) => {
         tensors[`fast.mmt.${i}.mean`] = s.mean.clone();
         tensors[`fast.mmt.${i}.var`] = s.var.clone();
       });
     });
-    const sd = this.metaOpt.stateDict();
-    for (const [k, t] of Object.entries(sd.state)) tensors[`fast.metaOptim.${k}`] = t;
-    return { tensors, meta: { metaOptim: sd.meta, batchesDone: this.batchesDone, warmedUp: this.warmedUp, mmtLayers: this.mmt?.length ?? 0 } };
+    return { tensors, meta: { metaOptim: putOptimizerState(tensors, 'fast.metaOptim.', this.metaOpt), batchesDone: this.batchesDone, warmedUp: this.warmedUp, mmtLayers: this.mmt?.length ?? 0 } };
   }
 
   loadStateDict(s: MethodState): void {

@@ -67,7 +67,7 @@ import { DCGANGenerator } from '../../models/generators.js';
 import type { Classifier } from '../../models/types.js';
 import { ImageBank } from '../bank.js';
 import { randomJitterFlip } from '../augment.js';
-import { studentKD, unprefixed } from '../common.js';
+import { putModuleState, putOptimizerState, stateTensor, studentKD, unprefixed } from '../common.js';
 import { batchNorms, isVit, priorKind, teacherForwardWithPrior, type PriorKind } from '../priors.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
 
@@ -393,31 +393,21 @@ export class Nayer implements DistillMethod {
   /** The newest pool images (no random draws), or the batch in progress. */
   previewBatch(_ctx: DistillContext, n: number): Tensor {
     if (this.pool.size === 0) return this.candidate ? noGrad(() => this.candidate!.x.clone()) : this.generate();
-    return noGrad(() =>
-      tidy(() => {
-        const all = this.pool.stateDict('p')['p.images']!;
-        const k = Math.min(n, all.size(0));
-        return all.narrow(0, all.size(0) - k, k).clone();
-      }),
-    );
+    return this.pool.newest(n);
   }
 
   stateDict(): MethodState {
     const tensors: Record<string, Tensor> = { ...this.pool.stateDict('pool') };
     const meta: Record<string, unknown> = { stepsDone: this.stepsDone, batchesDone: this.batchesDone };
+    putModuleState(tensors, 'nayer.gen.', this.generator);
+    putModuleState(tensors, 'nayer.noisy.', this.noisy);
     noGrad(() => {
-      for (const [k, t] of Object.entries(this.generator.stateDict())) tensors[`nayer.gen.${k}`] = t.clone();
-      for (const [k, t] of Object.entries(this.noisy.stateDict())) tensors[`nayer.noisy.${k}`] = t.clone();
       tensors['nayer.emb'] = this.embeddings.clone();
       tensors['nayer.y'] = this.y.clone();
       if (this.candidate) tensors['nayer.cand.x'] = this.candidate.x.clone();
     });
-    const g = this.genOpt.stateDict();
-    for (const [k, t] of Object.entries(g.state)) tensors[`nayer.optim.${k}`] = t;
-    meta.optim = g.meta;
-    const n = this.noisyOpt.stateDict();
-    for (const [k, t] of Object.entries(n.state)) tensors[`nayer.noisyOptim.${k}`] = t;
-    meta.noisyOptim = n.meta;
+    meta.optim = putOptimizerState(tensors, 'nayer.optim.', this.genOpt);
+    meta.noisyOptim = putOptimizerState(tensors, 'nayer.noisyOptim.', this.noisyOpt);
     // a JSON number round-trips a double exactly
     meta.candidateCost = this.candidate ? this.candidate.cost : null;
     return { tensors, meta };
@@ -425,11 +415,7 @@ export class Nayer implements DistillMethod {
 
   loadStateDict(s: MethodState): void {
     const t = s.tensors;
-    const need = (k: string): Tensor => {
-      const v = t[k];
-      if (!v) throw new Error(`nayer state has no ${k}`);
-      return v;
-    };
+    const need = (k: string): Tensor => stateTensor(t, k, 'nayer');
     const emb = need('nayer.emb');
     const y = need('nayer.y');
     if (emb.ndim !== 2 || emb.size(0) !== this.embeddings.size(0) || emb.size(1) !== this.embeddings.size(1)) {
