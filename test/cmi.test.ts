@@ -15,14 +15,14 @@ import { join } from 'node:path';
 import * as T from '../src/tensor/tensor.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { gradcheck } from '../src/testing/gradcheck.js';
-import { createModel } from '../src/models/registry.js';
 import type { Classifier } from '../src/models/types.js';
 import type { ImageDataset } from '../src/data/types.js';
 import { ImageBank } from '../src/distill/bank.js';
-import { distillLoop, freeze, type LoopConfig } from '../src/distill/loop.js';
+import { distillLoop, type LoopConfig } from '../src/distill/loop.js';
 import { createMethod } from '../src/distill/methods/index.js';
 import { Cmi, CMI_DEFAULTS, contrastiveLoss, l2Normalize, randomResizedCrop } from '../src/distill/methods/cmi.js';
 import type { DistillContext } from '../src/distill/types.js';
+import { bitIdentical, familyContext, maxStateDiff, snapshot, testLoopConfig, tinyTeachers, type Family, type TinyTeachers } from '../src/testing/method-fixtures.js';
 
 /** Cheap settings (what the shared e2e / resume tests can use): a batch is finished every 3 steps. */
 const SMALL = { latentDim: 16, baseChannels: 8, stepsPerBatch: 3, synthesisStepsPerIteration: 2, headDim: 16, memoryBatches: 2, negatives: 8, poolBatches: 4 };
@@ -33,79 +33,15 @@ let lenetTeacher: Classifier;
 let resnetTeacher: Classifier;
 let mnistVal: ImageDataset;
 let cifarVal: ImageDataset;
+let fx: TinyTeachers;
 
-const MNIST_NORM = { mean: [0.1307], std: [0.3081] };
-const CIFAR_NORM = { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] };
-
-function fakeDataset(name: string, shape: [number, number, number], norm: { mean: number[]; std: number[] }, n = 16): ImageDataset {
-  return {
-    name,
-    split: 'val',
-    images: T.keep(T.rand([n, ...shape])),
-    labels: T.keep(T.randint(0, 10, [n])),
-    numClasses: 10,
-    classNames: Array.from({ length: 10 }, (_, i) => String(i)),
-    ...norm,
-  };
-}
-
-function vitStudent(): Classifier {
-  return createModel('vit-student-28', { dim: 16, depth: 1, heads: 2, patchSize: 7 });
-}
-function lenetStudent(): Classifier {
-  return createModel('lenet5-half-28');
-}
-function resnetStudent(): Classifier {
-  return createModel('resnet18-cifar', { widths: [4, 4, 8, 8], blocks: [1, 1, 1, 1], imageSize: 16 });
-}
-
-type Family = 'vit' | 'lenet' | 'resnet';
-function makeCtx(family: Family, studentSeed: number, batchSize = 8): DistillContext {
-  T.manualSeed(studentSeed);
-  if (family === 'resnet') {
-    return { teacher: resnetTeacher, student: resnetStudent(), inputShape: [3, 16, 16], numClasses: 10, ...CIFAR_NORM, batchSize };
-  }
-  const teacher = family === 'vit' ? vitTeacher : lenetTeacher;
-  const student = family === 'vit' ? vitStudent() : lenetStudent();
-  return { teacher, student, inputShape: [1, 28, 28], numClasses: 10, ...MNIST_NORM, batchSize };
-}
-
-function loopCfg(iterations: number, over: Partial<LoopConfig> = {}): LoopConfig {
-  return { iterations, minutes: Number.POSITIVE_INFINITY, batchSize: 8, seed: 7, evalEvery: 1000, sampleEvery: 1000, checkpointEvery: 1000, cosine: false, clipNorm: 5, ...over };
-}
-
-function snapshot(m: { stateDict(): Record<string, Tensor> }): Record<string, Tensor> {
-  return T.noGrad(() => Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, t.clone()])));
-}
-function maxStateDiff(a: Record<string, Tensor>, b: Record<string, Tensor>): number {
-  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
-  let m = 0;
-  for (const k of Object.keys(a)) m = Math.max(m, T.tidy(() => a[k]!.double().sub(b[k]!.double()).abs().max().item()));
-  return m;
-}
-function bitIdentical(a: Record<string, Tensor>, b: Record<string, Tensor>): boolean {
-  const bytes = (t: Tensor): Buffer => {
-    const d = t.contiguous().data();
-    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-  };
-  return Object.keys(a).length === Object.keys(b).length && Object.keys(a).every((k) => b[k] !== undefined && bytes(a[k]!).equals(bytes(b[k]!)));
-}
+const makeCtx = (family: Family, studentSeed: number, batchSize = 8): DistillContext => familyContext(fx, family, studentSeed, batchSize);
+const loopCfg = testLoopConfig;
 
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'dfkd-cmi-test-'));
-  T.manualSeed(0);
-  vitTeacher = createModel('vit-student-28', { dim: 24, depth: 1, heads: 2, patchSize: 7, mlpRatio: 2 });
-  lenetTeacher = createModel('lenet5-28');
-  resnetTeacher = createModel('resnet18-cifar', { widths: [8, 8, 16, 16], blocks: [1, 1, 1, 1], imageSize: 16 });
-  // give the ResNet's BatchNorms the running statistics of an input distribution (40 train-mode
-  // passes at momentum 0.1 forget the (0, 1) init), so that R_feature has a reachable minimum
-  T.noGrad(() => {
-    resnetTeacher.train();
-    for (let i = 0; i < 40; i++) T.tidy(() => resnetTeacher.forward(T.randn([16, 3, 16, 16]).mul(0.5).add(0.3)));
-  });
-  for (const t of [vitTeacher, lenetTeacher, resnetTeacher]) freeze(t);
-  mnistVal = fakeDataset('mnist', [1, 28, 28], MNIST_NORM);
-  cifarVal = fakeDataset('cifar10', [3, 16, 16], CIFAR_NORM);
+  fx = tinyTeachers();
+  ({ vit: vitTeacher, lenet: lenetTeacher, resnet: resnetTeacher, mnistVal, cifarVal } = fx);
 });
 
 after(() => {

@@ -32,6 +32,7 @@ import { readSafetensorsHeader } from '../src/export/safetensors.js';
 import { checkStudentFits, runDistillation, type DistillResult } from '../src/distill/run.js';
 import { l2Prior, patchSimilarityPrior, totalVariation } from '../src/distill/losses.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../src/distill/types.js';
+import { bitIdentical, maxStateDiff, snapshot } from '../src/testing/method-fixtures.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -70,27 +71,6 @@ let teacherSnapshot: Record<string, Tensor>;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-function snapshot(m: { stateDict(): Record<string, Tensor> }): Record<string, Tensor> {
-  return T.noGrad(() => Object.fromEntries(Object.entries(m.stateDict()).map(([k, t]) => [k, t.clone()])));
-}
-
-/** Largest |a − b| over every tensor of two state dicts with the same keys. */
-function maxStateDiff(a: Record<string, Tensor>, b: Record<string, Tensor>): number {
-  assert.deepEqual(Object.keys(a).sort(), Object.keys(b).sort());
-  let m = 0;
-  for (const k of Object.keys(a)) m = Math.max(m, T.tidy(() => a[k]!.double().sub(b[k]!.double()).abs().max().item()));
-  return m;
-}
-
-/** Whether two state dicts hold the same bytes, tensor for tensor. */
-function bitIdentical(a: Record<string, Tensor>, b: Record<string, Tensor>): boolean {
-  const bytes = (t: Tensor): Buffer => {
-    const d = t.contiguous().data();
-    return Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-  };
-  return Object.keys(a).every((k) => b[k] !== undefined && bytes(a[k]!).equals(bytes(b[k]!)));
-}
 
 /** A fresh tiny student and the context; real training data only for the references that are not data-free. */
 function makeCtx(studentSeed: number, method?: string, batchSize = BATCH): DistillContext {
