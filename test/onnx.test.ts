@@ -72,19 +72,23 @@ function logitRange(m: Classifier, x: T.Tensor): number {
 }
 
 describe('ONNX export → onnxruntime-node parity, every family (real MNIST test digits)', () => {
-  const cases: [string, string, Record<string, unknown>][] = [
+  const cases: [string, string, Record<string, unknown>, Parameters<typeof classifierToOnnx>[2]?][] = [
     ['ViT', 'vit-student-28', {}],
+    ['ViT, the operator-for-operator graph (vitLayout tokens)', 'vit-student-28', {}, { vitLayout: 'tokens' }],
+    ['ViT with one head (rows without transposes)', 'vit-student-28-fast', {}],
     ['DeiT (distillation token)', 'vit-student-28', { distToken: true }],
+    ['DeiT (distillation token), vitLayout tokens', 'vit-student-28', { distToken: true }, { vitLayout: 'tokens' }],
+    ['DeiT with one head', 'vit-student-28-fast', { distToken: true }],
     ['LeNet-5', 'lenet5-28', {}],
     ['LeNet-5-Half', 'lenet5-half-28', {}],
   ];
-  for (const [label, preset, overrides] of cases) {
+  for (const [label, preset, overrides, exportOptions] of cases) {
     test(`${label}: max |Δlogits| ≤ 1e-4, same predictions`, async () => {
       const m = createModel(preset, overrides as never);
       randomize(m, 1);
       const range = logitRange(m, digits);
       assert.ok(range > 1, `logits of a real scale (max |logit| ${range})`);
-      const r = await parity(m, digits);
+      const r = await parity(m, digits, exportOptions);
       assert.equal(r.images, 64);
       assert.ok(r.maxAbsLogits <= TOL, `max |Δlogits| ${r.maxAbsLogits}`);
       assert.equal(r.argmaxDisagreements, 0);
@@ -364,14 +368,25 @@ describe('graph builder: values vs hand-worked fixtures', () => {
 
   test('serialised models decode with the official schema: IR version, opset, initialisers named as the state dict', () => {
     const m = createModel('vit-student-28');
+    // the default 'rows' layout: the prefix token folded into the position table (Pad, no Concat / Expand)
     const proto = decodeModel(classifierToOnnx(m, card(m)).bytes);
     assert.equal(Number(proto.irVersion), 8);
     assert.equal(proto.producerName, 'vit-dfkd');
+    assert.equal(metadataOf(proto)['vit_dfkd.graph_layout'], 'rows');
     const inits = new Set(proto.graph!.initializer!.map((t) => t.name));
-    for (const k of ['cls_token', 'pos_embed', 'patch_embed.proj.weight', 'blocks.2.mlp.fc1.weight_T', 'head.weight', 'norm.bias']) assert.ok(inits.has(k), k);
+    for (const k of ['pos_embed.with_prefix_tokens', 'patch_embed.proj.weight', 'blocks.2.mlp.fc1.weight_T', 'head.weight', 'norm.bias']) assert.ok(inits.has(k), k);
+    assert.ok(!inits.has('cls_token'));
     const ops = new Set(proto.graph!.node!.map((n) => n.opType));
-    for (const op of ['Conv', 'MatMul', 'Gemm', 'LayerNormalization', 'Softmax', 'Erf', 'Gather', 'Concat', 'Expand', 'Transpose', 'Reshape']) assert.ok(ops.has(op), op);
-    assert.equal(proto.graph!.initializer!.find((t) => t.name === 'pos_embed')!.dataType, onnx.TensorProto.DataType.FLOAT);
+    for (const op of ['Conv', 'MatMul', 'Gemm', 'LayerNormalization', 'Softmax', 'Erf', 'Gather', 'Pad', 'Split', 'Transpose', 'Reshape']) assert.ok(ops.has(op), op);
+    assert.ok(!ops.has('Expand') && !ops.has('Concat'));
+    assert.equal(proto.graph!.initializer!.find((t) => t.name === 'pos_embed.with_prefix_tokens')!.dataType, onnx.TensorProto.DataType.FLOAT);
+    // 'tokens': operator for operator the libtorch forward, every initialiser named as in the state dict
+    const ref = decodeModel(classifierToOnnx(m, card(m), { vitLayout: 'tokens' }).bytes);
+    const refInits = new Set(ref.graph!.initializer!.map((t) => t.name));
+    for (const k of ['cls_token', 'pos_embed', 'patch_embed.proj.weight', 'blocks.2.mlp.fc1.weight_T', 'head.weight', 'norm.bias']) assert.ok(refInits.has(k), k);
+    const refOps = new Set(ref.graph!.node!.map((n) => n.opType));
+    for (const op of ['Conv', 'MatMul', 'Gemm', 'LayerNormalization', 'Softmax', 'Erf', 'Gather', 'Concat', 'Expand', 'Transpose', 'Reshape']) assert.ok(refOps.has(op), op);
+    assert.ok(ref.graph!.node!.length > proto.graph!.node!.length, `${ref.graph!.node!.length} vs ${proto.graph!.node!.length} nodes`);
   });
 });
 

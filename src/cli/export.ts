@@ -15,7 +15,7 @@ import { evaluateClassifier } from '../train/classifier.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { DEFAULT_CALIBRATION_IMAGES, runFolderOf, syntheticCalibrationSet, type CalibrationSource } from '../export/calibration.js';
 import { quantizeOnnxInt8, withMetadata, WEIGHT_QMAX, WEIGHT_QMAX_REDUCED } from '../export/quantize.js';
-import { maxAbsDiff, runOnnx, type LoadedOnnx } from '../export/ort.js';
+import { maxAbsDiff, ortOptimizedNodes, ortSessionRecord, runOnnx, type LoadedOnnx } from '../export/ort.js';
 import type { Classifier } from '../models/types.js';
 import type { ModelCard } from '../models/load.js';
 import { progressBar } from './progress.js';
@@ -208,9 +208,13 @@ export async function runExportCommand(o: ExportCliOptions): Promise<void> {
   const { bytes, info } = classifierToOnnx(model, card, {
     opset: o.opset, dynamicBatch: o.dynamicBatch, batch: o.batch, foldNormalization: o.foldNormalization, attention: o.attention,
   });
-  // Loading in ONNX Runtime checks the graph against the operator schemas (types, shapes, attributes).
+  // Loading in ONNX Runtime checks the graph against the operator schemas (types, shapes, attributes),
+  // with the session options of bench infer (ORT_SESSION_DEFAULTS: graph optimisation 'all', 1 thread):
+  // the parity below is that of the optimised graph ORT runs, recorded with its node count.
   const loaded = await loadOnnx(bytes, { threads: 1 });
   const report: Record<string, unknown> = { model: o.model, onnx: o.onnx, ...info };
+  const ortRun = { ...ortSessionRecord({ threads: 1 }), nodes: (await ortOptimizedNodes(bytes)).nodes };
+  report.onnxruntime = ortRun;
 
   let parity: (ParityResult & { source: string }) | undefined;
   if (o.verify > 0) {
@@ -269,6 +273,7 @@ export async function runExportCommand(o: ExportCliOptions): Promise<void> {
     return;
   }
   say(`wrote ${o.onnx}: ${card.preset} (${info.family}${int8 ? ', int8' : ''}), opset ${info.opset}, ${info.nodes} float nodes, ${info.parameters.toLocaleString()} parameters, ${(written.length / 1024).toFixed(1)} KiB`);
+  say(`  ONNX Runtime check: graph optimisation '${ortRun.graph_optimization}', ${ortRun.intra_op_threads} thread: ${ortRun.nodes} nodes after optimisation (float graph)`);
   for (const v of info.inputs) say(`  input  ${v.name} [${v.dims.join(', ')}] (${info.metadata['vit_dfkd.input']})`);
   for (const v of info.outputs) say(`  output ${v.name} [${v.dims.join(', ')}]`);
   if (parity) {

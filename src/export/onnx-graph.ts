@@ -69,7 +69,7 @@ const KNOWN_OPS = new Set([
   'Add', 'Sub', 'Mul', 'Div', 'MatMul', 'Gemm', 'Erf', 'Relu', 'Sigmoid', 'Softmax', 'Sqrt', 'Pow', 'ReduceMean',
   'LayerNormalization', 'Conv', 'MaxPool', 'GlobalAveragePool', 'BatchNormalization', 'Flatten', 'Reshape',
   'Transpose', 'Concat', 'Gather', 'Slice', 'Shape', 'Expand', 'Unsqueeze', 'Squeeze', 'Identity', 'Split', 'Cast',
-  'Sin', 'Cos', 'Log', 'Clip',
+  'Sin', 'Cos', 'Log', 'Clip', 'Pad',
 ]);
 
 export interface ModelMetadata {
@@ -303,10 +303,11 @@ export class OnnxGraph {
    * Scaled dot-product attention of src/nn/attention.ts and the ViT's Attention: softmax((q · scale) kᵀ) v
    * on [B, H, T, d] values, scale = d^-½ (q scaled before the product, as both modules do: pass the
    * module's own expression of it, `d ** -0.5` or `1 / √d`, for bit-level agreement). Returns the output
-   * [B, H, Tq, d] and the attention weights [B, H, Tq, Tk].
+   * [B, H, Tq, d] and the attention weights [B, H, Tq, Tk]. `rank` 5: q, k, v [1, B, H, T, d] (one Split's outputs).
    */
-  attention(q: string, k: string, v: string, scale: number): { out: string; weights: string } {
-    const scores = this.op('MatMul', [this.op('Mul', [q, this.constFloat(scale)]), this.transpose(k, [0, 1, 3, 2])]);
+  attention(q: string, k: string, v: string, scale: number, rank = 4): { out: string; weights: string } {
+    const perm = Array.from({ length: rank }, (_, i) => (i < rank - 2 ? i : 2 * rank - 3 - i));
+    const scores = this.op('MatMul', [this.op('Mul', [q, this.constFloat(scale)]), this.transpose(k, perm)]);
     const weights = this.op('Softmax', [scores], { axis: -1 });
     return { out: this.op('MatMul', [weights, v]), weights };
   }

@@ -36,18 +36,45 @@ export function patchTokens(g: OnnxGraph, x: string, name: string, proj: Conv2d,
 /**
  * One pre-norm ViT block (eval: dropout and stochastic depth are the identity) on tokens [B, T, D].
  * Returns the output tokens and the attention weights [B, H, T, T].
+ *
+ * With `rows` the tokens are rows [B·T, D] instead (the ViT classifier's layout, chosen for ONNX
+ * Runtime's per-node cost at batch 1): every Linear is a 2-D MatMul + Add, which ORT fuses into one
+ * Gemm; q, k, v come out of one Split (no Gather / Squeeze per tensor) and stay 5-D [1, B, H, T, hd]
+ * through the attention products (MatMul broadcasts), so the weights are [1, B, H, T, T]; with one
+ * head there is no head axis to move (no Transpose at all) and the weights are [B, T, T]. The same
+ * operations on the same values as the [B, T, D] graph: only shapes differ.
  */
-export function vitBlock(g: OnnxGraph, blk: Block, h: string, name: string, T: number): { out: string; attn: string } {
+export function vitBlock(g: OnnxGraph, blk: Block, h: string, name: string, T: number, o: { rows?: boolean } = {}): { out: string; attn: string } {
   const a = blk.attn;
   const D = a.dim;
   const H = a.heads;
   const hd = a.headDim;
   const n1 = g.layerNorm(h, `${name}.norm1`, blk.norm1.weight, blk.norm1.bias, blk.norm1.eps, D);
-  // qkv: [B, T, 3D] → [B, T, 3, H, hd] → [3, B, H, T, hd] → q, k, v
-  const qkv = g.transpose(g.reshape(g.linear(n1, `${name}.attn.qkv`, a.qkv.weight, a.qkv.bias), [0, T, 3, H, hd]), [2, 0, 3, 1, 4]);
-  const [q, k, v] = [0, 1, 2].map((j) => g.select(qkv, 0, j)) as [string, string, string];
-  const { out, weights } = g.attention(q, k, v, hd ** -0.5);
-  const merged = g.reshape(g.transpose(out, [0, 2, 1, 3]), [0, T, D]);
+  let merged: string;
+  let weights: string;
+  if (o.rows && H === 1) {
+    // one head: no head axis to move. qkv [B·T, 3D] → [B, T, 3D] → Split → q, k, v [B, T, D]
+    const qkv = g.reshape(g.linear(n1, `${name}.attn.qkv`, a.qkv.weight, a.qkv.bias), [-1, T, 3 * D]);
+    const [q, k, v] = g.node('Split', [qkv, g.constInt64([D, D, D])], { axis: 2 }, { nOut: 3 }) as [string, string, string];
+    const r = g.attention(q, k, v, hd ** -0.5, 3);
+    weights = r.weights;
+    merged = g.reshape(r.out, [-1, D]);
+  } else if (o.rows) {
+    // qkv: [B·T, 3D] → [B, T, 3, H, hd] → [3, B, H, T, hd] → Split → q, k, v [1, B, H, T, hd]
+    const qkv = g.transpose(g.reshape(g.linear(n1, `${name}.attn.qkv`, a.qkv.weight, a.qkv.bias), [-1, T, 3, H, hd]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = g.node('Split', [qkv, g.constInt64([1, 1, 1])], { axis: 0 }, { nOut: 3 }) as [string, string, string];
+    const r = g.attention(q, k, v, hd ** -0.5, 5);
+    weights = r.weights;
+    // [1, B, H, T, hd] → [1, B, T, H, hd] → rows [B·T, D]
+    merged = g.reshape(g.transpose(r.out, [0, 1, 3, 2, 4]), [-1, D]);
+  } else {
+    // qkv: [B, T, 3D] → [B, T, 3, H, hd] → [3, B, H, T, hd] → q, k, v
+    const qkv = g.transpose(g.reshape(g.linear(n1, `${name}.attn.qkv`, a.qkv.weight, a.qkv.bias), [0, T, 3, H, hd]), [2, 0, 3, 1, 4]);
+    const [q, k, v] = [0, 1, 2].map((j) => g.select(qkv, 0, j)) as [string, string, string];
+    const r = g.attention(q, k, v, hd ** -0.5);
+    weights = r.weights;
+    merged = g.reshape(g.transpose(r.out, [0, 2, 1, 3]), [0, T, D]);
+  }
   const h1 = g.op('Add', [h, g.linear(merged, `${name}.attn.proj`, a.proj.weight, a.proj.bias)]);
   const n2 = g.layerNorm(h1, `${name}.norm2`, blk.norm2.weight, blk.norm2.bias, blk.norm2.eps, D);
   const mlp = g.linear(g.gelu(g.linear(n2, `${name}.mlp.fc1`, blk.mlp.fc1.weight, blk.mlp.fc1.bias)), `${name}.mlp.fc2`, blk.mlp.fc2.weight, blk.mlp.fc2.bias);

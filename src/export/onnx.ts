@@ -1,6 +1,8 @@
 // ONNX export of the project's classifiers: ViT / DeiT (with or without the distillation token),
 // DAFL's LeNet-5 / LeNet-5-Half and the CIFAR ResNets. Each graph is the eval-mode forward pass of
-// the libtorch module, operator for operator (see onnx-graph.ts), with the weights as initialisers.
+// the libtorch module, operator for operator (see onnx-graph.ts), with the weights as initialisers —
+// except that a ViT's default layout ('rows', buildViT) arranges the same arithmetic in fewer ONNX
+// Runtime nodes (its prefix tokens folded into one position table 'pos_embed.with_prefix_tokens').
 //
 // Graph interface (recorded in metadata_props too):
 //   input   'input'      [batch, C, H, W] float32: pixels in [0, 1] when normalisation is folded in
@@ -10,7 +12,7 @@
 //                        from the class token to each patch, averaged over heads — the class-attention
 //                        map the browser demo draws over the image.
 import { writeFileAtomic } from '../util/fs.js';
-import { noGrad } from '../tensor/tensor.js';
+import { cat, noGrad } from '../tensor/tensor.js';
 import { VisionTransformer } from '../models/vit.js';
 import { LeNet5, ResNet, type BasicBlock } from '../models/cnn.js';
 import { Linear, type BatchNorm2d, type Conv2d } from '../nn/layers.js';
@@ -32,6 +34,11 @@ export interface OnnxExportOptions {
   foldNormalization?: boolean;
   /** ViT: add the 'attention' output (default true). */
   attention?: boolean;
+  /**
+   * ViT graph layout: 'rows' (default; fewer ONNX Runtime nodes, the same arithmetic) or 'tokens'
+   * (operator for operator the libtorch forward on [B, T, D]). See buildViT.
+   */
+  vitLayout?: 'rows' | 'tokens';
 }
 
 /** What an export produced (also what `dfkd export` prints). */
@@ -61,40 +68,73 @@ function checkCard(model: Classifier, card: ExportCard): void {
   }
 }
 
-/** ViT / DeiT (models/vit.ts), eval mode: dropout and stochastic depth are the identity. */
-function buildViT(g: OnnxGraph, m: VisionTransformer, x: string, batch: Dim, withAttention: boolean): void {
+/**
+ * ViT / DeiT (models/vit.ts), eval mode: dropout and stochastic depth are the identity.
+ *
+ * Layout 'rows' (the default) is the same computation in fewer ONNX Runtime nodes — at batch 1 a
+ * small ViT's latency is mostly ORT's per-node cost, not arithmetic (measured in bench/infer.ts):
+ *   - the prefix tokens are not expanded to the batch and concatenated (Shape, Gather, Concat,
+ *     Expand, Concat): the patch tokens are zero-padded in front (Pad) and one position table is
+ *     added whose prefix rows are cls (+ dist) + their position embedding, summed by libtorch in
+ *     float32 as its forward pass sums them — 0 + (cls + pos₀) is that same float;
+ *   - the blocks run on rows [B·T, D] (vitBlock's `rows`): 2-D MatMul + Add, which ORT fuses into Gemm;
+ *     q, k, v from one Split;
+ *   - the final LayerNorm is applied to the class (and distillation) token only (it is per token).
+ * Layout 'tokens' is the operator-for-operator graph of the libtorch forward on [B, T, D].
+ */
+function buildViT(g: OnnxGraph, m: VisionTransformer, x: string, batch: Dim, withAttention: boolean, layout: 'rows' | 'tokens'): void {
   const c = m.config;
   const D = c.dim;
   const grid = m.patchEmbed.gridSize;
   const P = m.numPrefixTokens;
   const T = P + grid * grid;
   const patches = patchTokens(g, x, 'patch_embed.proj', m.patchEmbed.proj, grid);
-  // prefix tokens expanded to the batch, then + position embedding
-  const prefixParts = [g.weight('cls_token', m.clsToken)];
-  if (m.distToken) prefixParts.push(g.weight('dist_token', m.distToken));
-  const prefix1 = prefixParts.length > 1 ? g.op('Concat', prefixParts, { axis: 1 }) : prefixParts[0]!;
-  const prefixShape = typeof batch === 'number' ? g.constInt64([batch, P, D]) : g.op('Concat', [g.batchSizeOf(x), g.constInt64([P, D])], { axis: 0 });
-  const prefix = g.op('Expand', [prefix1, prefixShape]);
-  let h = g.op('Add', [g.op('Concat', [prefix, patches], { axis: 1 }), g.weight('pos_embed', m.posEmbed)]);
+  if (!(m.head instanceof Linear)) throw new Error('ONNX export: this ViT has no classification head (numClasses 0)');
+  let h: string;
+  if (layout === 'rows') {
+    const prefix = [m.clsToken, ...(m.distToken ? [m.distToken] : [])].map((t, i) => t.add(m.posEmbed.narrow(1, i, 1)));
+    const table = cat([...prefix, m.posEmbed.narrow(1, P, T - P)], 1);
+    const pos = g.weight('pos_embed.with_prefix_tokens', table);
+    for (const t of [...prefix, table]) t.dispose();
+    const padded = g.op('Pad', [patches, g.constInt64([0, P, 0, 0, 0, 0])], { mode: 'constant' });
+    h = g.reshape(g.op('Add', [padded, pos]), [-1, D]);
+  } else {
+    // prefix tokens expanded to the batch, then + position embedding
+    const prefixParts = [g.weight('cls_token', m.clsToken)];
+    if (m.distToken) prefixParts.push(g.weight('dist_token', m.distToken));
+    const prefix1 = prefixParts.length > 1 ? g.op('Concat', prefixParts, { axis: 1 }) : prefixParts[0]!;
+    const prefixShape = typeof batch === 'number' ? g.constInt64([batch, P, D]) : g.op('Concat', [g.batchSizeOf(x), g.constInt64([P, D])], { axis: 0 });
+    const prefix = g.op('Expand', [prefix1, prefixShape]);
+    h = g.op('Add', [g.op('Concat', [prefix, patches], { axis: 1 }), g.weight('pos_embed', m.posEmbed)]);
+  }
   let lastAttn = '';
   m.blocks.forEach((blk, i) => {
-    const r = vitBlock(g, blk, h, `blocks.${i}`, T);
+    const r = vitBlock(g, blk, h, `blocks.${i}`, T, { rows: layout === 'rows' });
     h = r.out;
     lastAttn = r.attn;
   });
-  const normed = g.layerNorm(h, 'norm', m.norm.weight, m.norm.bias, m.norm.eps, D);
-  if (!(m.head instanceof Linear)) throw new Error('ONNX export: this ViT has no classification head (numClasses 0)');
-  let logits = g.gemm(g.select(normed, 1, 0), 'head', m.head.weight, m.head.bias);
+  // the class (and distillation) token's final-normed feature [B, D]
+  const normed = layout === 'rows' ? null : g.layerNorm(h, 'norm', m.norm.weight, m.norm.bias, m.norm.eps, D);
+  // rows: the final LayerNorm of the class token [B, D] only (of the prefix tokens [B, P, D] with a distillation token)
+  const tokens = layout === 'rows' ? g.reshape(h, [-1, T, D]) : null;
+  const normedPrefix = tokens && P > 1 ? g.layerNorm(g.slice(tokens, 1, 0, P), 'norm', m.norm.weight, m.norm.bias, m.norm.eps, D) : null;
+  const feature = (j: number): string => normed ? g.select(normed, 1, j)
+    : normedPrefix ? g.select(normedPrefix, 1, j)
+    : g.layerNorm(g.select(tokens!, 1, j), 'norm', m.norm.weight, m.norm.bias, m.norm.eps, D);
+  let logits = g.gemm(feature(0), 'head', m.head.weight, m.head.bias);
   if (m.headDist) {
     // DeiT at inference: the mean of the class and distillation heads (models/vit.ts: add, then / 2).
-    const dist = g.gemm(g.select(normed, 1, 1), 'head_dist', m.headDist.weight, m.headDist.bias);
+    const dist = g.gemm(feature(1), 'head_dist', m.headDist.weight, m.headDist.bias);
     logits = g.op('Div', [g.op('Add', [logits, dist]), g.constFloat(2)]);
   }
   g.addOutput('logits', logits, [batch, c.numClasses]);
   if (withAttention) {
-    // [B, H, T, T] → class-token row [B, H, T] → mean over heads [B, T] → patches [B, g·g]
-    const clsRow = g.select(lastAttn, 2, 0);
-    const mean = g.reduceMean(clsRow, [1], false);
+    // tokens: [B, H, T, T] → class-token row [B, H, T] → mean over heads [B, T] → patches [B, g·g]
+    // rows:   [1, B, H, T, T] → [1, B, H, T] → mean over the unit axis and the heads [B, T] → patches;
+    //         one head: [B, T, T] → [B, T] (the mean over one head is the value itself)
+    const oneHead = layout === 'rows' && c.heads === 1;
+    const clsRow = g.select(lastAttn, oneHead ? 1 : layout === 'rows' ? 3 : 2, 0);
+    const mean = oneHead ? clsRow : g.reduceMean(clsRow, layout === 'rows' ? [0, 2] : [1], false);
     g.addOutput('attention', g.slice(mean, 1, P, T), [batch, grid * grid]);
   }
 }
@@ -152,7 +192,9 @@ export function classifierToOnnx(model: Classifier, card: ExportCard, o: OnnxExp
       if (model instanceof VisionTransformer) {
         family = 'vit';
         const withAttention = o.attention ?? true;
-        buildViT(g, model, x, batch, withAttention);
+        const layout = o.vitLayout ?? 'rows';
+        buildViT(g, model, x, batch, withAttention, layout);
+        extra.graph_layout = layout;
         extra.patch_grid = String(model.patchEmbed.gridSize);
         extra.num_prefix_tokens = String(model.numPrefixTokens);
         extra.dist_token = String(model.distToken !== null);

@@ -1,6 +1,8 @@
 // Running exported models in ONNX Runtime (onnxruntime-node, CPU) and checking them against the
 // libtorch model: output parity on real images, and accuracy through ONNX Runtime.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
 import { inferenceMode, tensor, tidy, type Tensor } from '../tensor/tensor.js';
 import type { DetectionDataset } from '../data/detection.js';
@@ -22,11 +24,57 @@ export async function ort(): Promise<Ort> {
   return ortModule;
 }
 
+export type OrtOptimization = 'disabled' | 'basic' | 'extended' | 'all';
+
+/**
+ * The session options dfkd export's check and bench infer run with. Graph optimisation 'all' (ORT's
+ * default) was the fastest level for the ViT teacher and students, measured in alternating rounds
+ * (1 thread, batch 1): the exported graph's MatMul + Add pairs on token rows become Gemm (basic),
+ * the erf GELU becomes Gelu, q·kᵀ with its scale FusedMatMul, the transposes are merged (extended),
+ * the patch Conv runs in the NCHWc layout (all). Batch 1, vit-teacher-28 / vit-student-28 /
+ * vit-student-28-fast: 'extended' 0.5 / 1.3 / 0.6% slower than 'all', 'basic' 5.5 / 7 / 8%,
+ * 'disabled' 2.7 / 3.5 / 16%. The CPU arena, memory patterns and spinning made no measurable
+ * difference with one thread.
+ */
+export const ORT_SESSION_DEFAULTS = { threads: 1, interOpThreads: 1, executionMode: 'sequential', optimization: 'all' } as const;
+
 export interface OrtOptions {
   /** Intra-op threads (default 1). */
   threads?: number;
-  /** Graph optimisations (default 'all', ONNX Runtime's default). */
-  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Graph optimisations (default 'all', ONNX Runtime's default; ORT_SESSION_DEFAULTS). */
+  optimization?: OrtOptimization;
+}
+
+/** What a session was created with, as recorded in dfkd export's report and the bench results. */
+export function ortSessionRecord(o: OrtOptions = {}): { intra_op_threads: number; inter_op_threads: number; execution_mode: string; graph_optimization: OrtOptimization } {
+  return {
+    intra_op_threads: o.threads ?? ORT_SESSION_DEFAULTS.threads, inter_op_threads: ORT_SESSION_DEFAULTS.interOpThreads,
+    execution_mode: ORT_SESSION_DEFAULTS.executionMode, graph_optimization: o.optimization ?? ORT_SESSION_DEFAULTS.optimization,
+  };
+}
+
+/**
+ * The nodes ONNX Runtime runs after its graph optimisations (the optimised model it writes, counted
+ * by operator; domains prefixed, e.g. 'com.microsoft:Gelu').
+ */
+export async function ortOptimizedNodes(bytes: Uint8Array, optimization: OrtOptimization = ORT_SESSION_DEFAULTS.optimization): Promise<{ nodes: number; ops: Record<string, number> }> {
+  const O = await ort();
+  const dir = mkdtempSync(join(tmpdir(), 'dfkd-ort-'));
+  const path = join(dir, 'optimized.onnx');
+  try {
+    // 'all' adds layout transforms specific to this CPU; ORT warns when it writes them: keep the log quiet.
+    const s = await O.InferenceSession.create(bytes, { intraOpNumThreads: 1, graphOptimizationLevel: optimization, optimizedModelFilePath: path, logSeverityLevel: 3 });
+    await s.release();
+    const ops: Record<string, number> = {};
+    const nodes = decodeModel(readFileSync(path)).graph?.node ?? [];
+    for (const n of nodes) {
+      const k = n.domain ? `${n.domain}:${n.opType}` : n.opType!;
+      ops[k] = (ops[k] ?? 0) + 1;
+    }
+    return { nodes: nodes.length, ops };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** An ONNX Runtime session over a file or bytes, with the model's vit-dfkd metadata. */
@@ -61,10 +109,10 @@ export async function loadOnnx(source: string | Uint8Array, o: OrtOptions = {}):
   const metadata = metadataOf(proto);
   const O = await ort();
   const session = await O.InferenceSession.create(bytes, {
-    intraOpNumThreads: o.threads ?? 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: o.optimization ?? 'all',
+    intraOpNumThreads: o.threads ?? ORT_SESSION_DEFAULTS.threads,
+    interOpNumThreads: ORT_SESSION_DEFAULTS.interOpThreads,
+    executionMode: ORT_SESSION_DEFAULTS.executionMode,
+    graphOptimizationLevel: o.optimization ?? ORT_SESSION_DEFAULTS.optimization,
   });
   const dim0 = proto.graph?.input?.[0]?.type?.tensorType?.shape?.dim?.[0];
   const fixedBatch = dim0 && !dim0.dimParam && Number(dim0.dimValue) > 0 ? Number(dim0.dimValue) : null;
