@@ -15,8 +15,6 @@ import { join } from 'node:path';
 import * as T from '../src/tensor/tensor.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { gradcheck } from '../src/testing/gradcheck.js';
-import type { Classifier } from '../src/models/types.js';
-import type { ImageDataset } from '../src/data/types.js';
 import { ImageBank } from '../src/distill/bank.js';
 import { distillLoop, type LoopConfig } from '../src/distill/loop.js';
 import { createMethod } from '../src/distill/methods/index.js';
@@ -28,11 +26,6 @@ import { bitIdentical, familyContext, maxStateDiff, snapshot, testLoopConfig, ti
 const SMALL = { latentDim: 16, baseChannels: 8, stepsPerBatch: 3, synthesisStepsPerIteration: 2, headDim: 16, memoryBatches: 2, negatives: 8, poolBatches: 4 };
 
 let work: string;
-let vitTeacher: Classifier;
-let lenetTeacher: Classifier;
-let resnetTeacher: Classifier;
-let mnistVal: ImageDataset;
-let cifarVal: ImageDataset;
 let fx: TinyTeachers;
 
 const makeCtx = (family: Family, studentSeed: number, batchSize = 8): DistillContext => familyContext(fx, family, studentSeed, batchSize);
@@ -41,7 +34,6 @@ const loopCfg = testLoopConfig;
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'dfkd-cmi-test-'));
   fx = tinyTeachers();
-  ({ vit: vitTeacher, lenet: lenetTeacher, resnet: resnetTeacher, mnistVal, cifarVal } = fx);
 });
 
 after(() => {
@@ -176,7 +168,7 @@ describe('cmi end to end through distillLoop', () => {
       const teacherBefore = snapshot(ctx.teacher);
       const rows: Record<string, number | undefined>[] = [];
       const samples: number[][] = [];
-      const r = distillLoop(ctx, method, loopCfg(3, { evalEvery: 3, sampleEvery: 3 }), join(work, `e2e-${family}-${Object.keys(extra).join('-')}`), family === 'resnet' ? cifarVal : mnistVal, {
+      const r = distillLoop(ctx, method, loopCfg(3, { evalEvery: 3, sampleEvery: 3 }), join(work, `e2e-${family}-${Object.keys(extra).join('-')}`), family === 'resnet' ? fx.cifarVal : fx.mnistVal, {
         onEval: (row) => rows.push(row),
         onSamples: (_it, pixels) => samples.push(pixels.shape.slice()),
       });
@@ -231,19 +223,19 @@ describe('cmi resume', () => {
     };
     const ctxA = makeCtx('vit', 1);
     const mA = make(ctxA, 2);
-    distillLoop(ctxA, mA, cfg(N), join(work, 'resume-a'), mnistVal);
+    distillLoop(ctxA, mA, cfg(N), join(work, 'resume-a'), fx.mnistVal);
 
     const ctxB = makeCtx('vit', 1);
     const mB = make(ctxB, 2);
     const outB = join(work, 'resume-b');
-    assert.equal(distillLoop(ctxB, mB, cfg(N / 2), outB, mnistVal).iterations, N / 2);
+    assert.equal(distillLoop(ctxB, mB, cfg(N / 2), outB, fx.mnistVal).iterations, N / 2);
     const midB = snapshot(ctxB.student);
     mB.dispose();
     ctxB.student.dispose();
 
     const ctxC = makeCtx('vit', 99);
     const mC = make(ctxC, 98);
-    assert.equal(distillLoop(ctxC, mC, cfg(N), outB, mnistVal, { resume: true }).iterations, N);
+    assert.equal(distillLoop(ctxC, mC, cfg(N), outB, fx.mnistVal, { resume: true }).iterations, N);
 
     const a = snapshot(ctxA.student);
     const c = snapshot(ctxC.student);

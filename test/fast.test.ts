@@ -15,8 +15,6 @@ import { join } from 'node:path';
 import * as T from '../src/tensor/tensor.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 import { Adam, SGD } from '../src/nn/optim.js';
-import type { Classifier } from '../src/models/types.js';
-import type { ImageDataset } from '../src/data/types.js';
 import { distillLoop, type LoopConfig } from '../src/distill/loop.js';
 import { createMethod } from '../src/distill/methods/index.js';
 import { applyMetaGradient, Fast, FAST_DEFAULTS, reptileGradient, reptileStep } from '../src/distill/methods/fast.js';
@@ -27,11 +25,6 @@ import { bitIdentical, familyContext, maxStateDiff, snapshot, testLoopConfig, ti
 const SMALL = { latentDim: 16, baseChannels: 8, warmupBatches: 1, studentSteps: 2, bankBatches: 4 };
 
 let work: string;
-let vitTeacher: Classifier;
-let lenetTeacher: Classifier;
-let resnetTeacher: Classifier;
-let mnistVal: ImageDataset;
-let cifarVal: ImageDataset;
 let fx: TinyTeachers;
 
 const makeCtx = (family: Family, studentSeed: number, batchSize = 8): DistillContext => familyContext(fx, family, studentSeed, batchSize);
@@ -40,7 +33,6 @@ const loopCfg = testLoopConfig;
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'dfkd-fast-test-'));
   fx = tinyTeachers();
-  ({ vit: vitTeacher, lenet: lenetTeacher, resnet: resnetTeacher, mnistVal, cifarVal } = fx);
 });
 
 after(() => {
@@ -202,7 +194,7 @@ describe('end to end through distillLoop', () => {
       const teacher0 = snapshot(ctx.teacher);
       const meta0 = snapshot(method.meta);
       const out = mkdtempSync(join(work, `e2e-${family}-`));
-      const r = distillLoop(ctx, method, loopCfg(2, { evalEvery: 2 }), out, family === 'resnet' ? cifarVal : mnistVal);
+      const r = distillLoop(ctx, method, loopCfg(2, { evalEvery: 2 }), out, family === 'resnet' ? fx.cifarVal : fx.mnistVal);
       assert.equal(r.iterations, 2);
       const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
       const row = rows[rows.length - 1]!;
@@ -270,7 +262,7 @@ describe('resume', () => {
     test(`${family}: N iterations vs N/2 + resume: bit-identical student, meta-generator, its optimiser, the pool (and BN momentum)`, () => {
       const N = 4;
       const cfg = (iterations: number): LoopConfig => loopCfg(iterations, { checkpointEvery: N / 2 });
-      const val = family === 'resnet' ? cifarVal : mnistVal;
+      const val = family === 'resnet' ? fx.cifarVal : fx.mnistVal;
       const make = (ctx: DistillContext, seed: number): Fast => {
         T.manualSeed(seed);
         return createMethod('fast', ctx, SMALL) as Fast;

@@ -30,16 +30,11 @@ import { bitIdentical, familyContext, maxStateDiff, snapshot, testLoopConfig, ti
 const SMALL = { latentDim: 16, baseChannels: 8, stepsPerBatch: 3, synthesisStepsPerIteration: 2, warmupBatches: 1, poolBatches: 4 };
 
 let work: string;
-let vitTeacher: Classifier;
-let lenetTeacher: Classifier;
-let resnetTeacher: Classifier;
-let mnistVal: ImageDataset;
-let cifarVal: ImageDataset;
 let fx: TinyTeachers;
 
 const makeCtx = (family: Family, studentSeed: number, batchSize = 8): DistillContext => familyContext(fx, family, studentSeed, batchSize);
 const loopCfg = testLoopConfig;
-const valOf = (f: Family): ImageDataset => (f === 'resnet' ? cifarVal : mnistVal);
+const valOf = (f: Family): ImageDataset => (f === 'resnet' ? fx.cifarVal : fx.mnistVal);
 function paramSnapshot(m: Module): Tensor[] {
   return T.noGrad(() => m.parameters().map((p) => p.detach().clone()));
 }
@@ -61,7 +56,6 @@ function fromState<R>(m: Nayer, read: (s: ReturnType<Nayer['stateDict']>) => R):
 before(() => {
   work = mkdtempSync(join(tmpdir(), 'dfkd-nayer-test-'));
   fx = tinyTeachers();
-  ({ vit: vitTeacher, lenet: lenetTeacher, resnet: resnetTeacher, mnistVal, cifarVal } = fx);
 });
 
 after(() => {
@@ -87,8 +81,8 @@ describe('class embeddings from the teacher\'s head', () => {
   });
 
   test('the ViT\'s `head`, the ResNet\'s `linear`, a DeiT\'s `head` (not `head_dist`) and, generically, the last Linear with C outputs', () => {
-    assert.equal(classifierHead(vitTeacher), (vitTeacher as unknown as { head: Linear }).head);
-    assert.equal(classifierHead(resnetTeacher), (resnetTeacher as unknown as { linear: Linear }).linear);
+    assert.equal(classifierHead(fx.vit), (fx.vit as unknown as { head: Linear }).head);
+    assert.equal(classifierHead(fx.resnet), (fx.resnet as unknown as { linear: Linear }).linear);
     const deit = createModel('vit-student-28', { dim: 16, depth: 1, heads: 2, patchSize: 7, distToken: true });
     assert.equal(classifierHead(deit), (deit as unknown as { head: Linear }).head);
     deit.dispose();
@@ -121,7 +115,7 @@ describe('class embeddings from the teacher\'s head', () => {
     const ctx = makeCtx('resnet', 1);
     T.manualSeed(5);
     const a = new Nayer(ctx, SMALL);
-    assert.ok(sameBytes(a.embeddings, classifierEmbeddings(resnetTeacher)));
+    assert.ok(sameBytes(a.embeddings, classifierEmbeddings(fx.resnet)));
     T.manualSeed(5);
     const r1 = new Nayer(ctx, { ...SMALL, classifierEmbedding: false });
     assert.deepEqual(r1.embeddings.shape, [10, 16]); // the ResNet head reads 16 features
