@@ -1,9 +1,13 @@
 // bench infer: what the compression buys a user who deploys with ONNX Runtime. Teacher vs student
-// (vit-teacher-28 vs vit-student-28, lenet5-28 vs lenet5-half-28), each exported by dfkd export's
-// code (dynamic batch, normalisation folded in, the ViT's attention output included) and run in
-// onnxruntime-node on the CPU: batch 1 and 32, p50 / p95 latency per call, throughput, parameters,
-// file size, and test accuracy through ONNX Runtime for trained models. Teacher and student are
-// timed in alternating rounds on the same random input, so load on this shared machine hits both.
+// (vit-teacher-28 vs vit-student-28 and the latency preset vit-student-28-fast — one teacher row for
+// both —, lenet5-28 vs lenet5-half-28), each exported by dfkd export's code (dynamic batch,
+// normalisation folded in, the ViT's attention output included, ViT graph layout 'rows') and run in
+// onnxruntime-node on the CPU with dfkd export's session options (ORT_SESSION_DEFAULTS: graph
+// optimisation 'all', the fastest level measured; recorded in the result's config, --ort-optimization
+// to compare another): batch 1 and 32, p50 / p95 latency per call, throughput, parameters, file size,
+// nodes in the file and after ORT's optimisations, and test accuracy through ONNX Runtime for trained
+// models. Teacher and students are timed in alternating rounds on the same random input, so load on
+// this shared machine hits all of them.
 // Each student also gets an int8 row (dfkd export --quantize int8's quantiser, calibrated on synthetic
 // images of the student's own run; an untrained preset on uniform noise): the float student's test_acc,
 // test_acc_int8, latency and size beside it.
@@ -15,7 +19,8 @@ import { countFlops } from '../src/models/flops.js';
 import type { Classifier } from '../src/models/types.js';
 import { loadMnist } from '../src/data/mnist.js';
 import { classifierToOnnx } from '../src/export/onnx.js';
-import { evaluateOnnx, loadOnnx, ort, type LoadedOnnx } from '../src/export/ort.js';
+import { decodeModel } from '../src/export/onnx-graph.js';
+import { evaluateOnnx, loadOnnx, ort, ortOptimizedNodes, ortSessionRecord, type LoadedOnnx, type OrtOptimization } from '../src/export/ort.js';
 import { writeFileAtomic } from '../src/util/fs.js';
 import { quantizeOnnxInt8 } from '../src/export/quantize.js';
 import { runFolderOf, syntheticCalibrationSet } from '../src/export/calibration.js';
@@ -33,6 +38,8 @@ export interface InferOptions {
   batches: number[];
   /** ONNX Runtime intra-op threads. */
   threads: number;
+  /** ONNX Runtime graph optimisation level (default ORT_SESSION_DEFAULTS': 'all', the fastest measured). */
+  optimization?: OrtOptimization;
   rounds: number;
   /** Timed calls per model, batch size and round (scaled down for large batches). */
   callsBatch1: number;
@@ -58,12 +65,15 @@ interface Entry {
   model: Classifier;
   loaded: LoadedOnnx;
   bytes: number;
+  /** Nodes in the exported file, and those ONNX Runtime runs after its graph optimisations. */
+  nodes: number;
+  ortNodes: number;
   params: number;
   mflops: number;
   accuracy: number | null;
 }
 
-async function prepare(pair: string, role: 'teacher' | 'student', source: string, threads: number, test: ReturnType<typeof loadMnist> | null, teacherIndex: number): Promise<Entry & { floatBytes: Uint8Array }> {
+async function prepare(pair: string, role: 'teacher' | 'student', source: string, threads: number, optimization: OrtOptimization | undefined, test: ReturnType<typeof loadMnist> | null, teacherIndex: number): Promise<Entry & { floatBytes: Uint8Array }> {
   let model: Classifier;
   let card: Pick<ModelCard, 'preset' | 'classNames' | 'mean' | 'std' | 'dataset'>;
   let trained = false;
@@ -76,17 +86,21 @@ async function prepare(pair: string, role: 'teacher' | 'student', source: string
     model.eval();
     card = { preset: source, classNames: Array.from({ length: model.numClasses }, (_, i) => String(i)), mean: [0.1307], std: [0.3081], dataset: 'mnist' };
   }
-  const { bytes } = classifierToOnnx(model, card, { dynamicBatch: true });
-  const loaded = await loadOnnx(bytes, { threads });
+  const { bytes, info } = classifierToOnnx(model, card, { dynamicBatch: true });
+  const loaded = await loadOnnx(bytes, { threads, optimization });
   const accuracy = trained && test && card.dataset === 'mnist' ? (await evaluateOnnx(loaded, test)).accuracy : null;
-  return { pair, role, teacherIndex, source, preset: card.preset, model, loaded, bytes: bytes.length, floatBytes: bytes, params: model.numParameters(), mflops: countFlops(model).flops / 1e6, accuracy };
+  const ortNodes = (await ortOptimizedNodes(bytes, optimization)).nodes;
+  return {
+    pair, role, teacherIndex, source, preset: card.preset, model, loaded, bytes: bytes.length, floatBytes: bytes, nodes: info.nodes, ortNodes,
+    params: model.numParameters(), mflops: countFlops(model).flops / 1e6, accuracy,
+  };
 }
 
 /**
  * The int8 student: calibrated on synthetic images of its run (or `calibrateFrom`); a randomly
  * initialised preset (latency only) is calibrated on uniform noise — never on real images.
  */
-async function prepareInt8(f: Entry & { floatBytes: Uint8Array }, floatIndex: number, threads: number, test: ReturnType<typeof loadMnist> | null, calibrateFrom?: string): Promise<Entry> {
+async function prepareInt8(f: Entry & { floatBytes: Uint8Array }, floatIndex: number, threads: number, optimization: OrtOptimization | undefined, test: ReturnType<typeof loadMnist> | null, calibrateFrom?: string): Promise<Entry> {
   const run = calibrateFrom ?? (existsSync(f.source) ? runFolderOf(f.source) : null);
   let images;
   let calibration: string;
@@ -102,9 +116,11 @@ async function prepareInt8(f: Entry & { floatBytes: Uint8Array }, floatIndex: nu
   }
   const q = await quantizeOnnxInt8(f.floatBytes, images);
   images.dispose();
-  const loaded = await loadOnnx(q.bytes, { threads });
+  const loaded = await loadOnnx(q.bytes, { threads, optimization });
   const accuracy = f.accuracy !== null && test ? (await evaluateOnnx(loaded, test)).accuracy : null;
-  return { ...f, role: 'student-int8', floatIndex, calibration, loaded, bytes: q.bytes.length, accuracy };
+  const nodes = decodeModel(q.bytes).graph?.node?.length ?? 0;
+  const ortNodes = (await ortOptimizedNodes(q.bytes, optimization)).nodes;
+  return { ...f, role: 'student-int8', floatIndex, calibration, loaded, bytes: q.bytes.length, nodes, ortNodes, accuracy };
 }
 
 export async function benchInfer(o: InferOptions): Promise<string> {
@@ -112,11 +128,15 @@ export async function benchInfer(o: InferOptions): Promise<string> {
   const test = loadMnist('test');
   const entries: Entry[] = [];
   for (const p of o.pairs) {
-    const t = entries.length;
-    entries.push(await prepare(p.name, 'teacher', p.teacher, o.threads, test, t));
-    const student = await prepare(p.name, 'student', p.student, o.threads, test, t);
+    // a pair whose teacher an earlier pair already has (another student of the same teacher) shares its row
+    let t = entries.findIndex((e) => e.role === 'teacher' && e.source === p.teacher);
+    if (t < 0) {
+      t = entries.length;
+      entries.push(await prepare(p.name, 'teacher', p.teacher, o.threads, o.optimization, test, t));
+    }
+    const student = await prepare(p.name, 'student', p.student, o.threads, o.optimization, test, t);
     entries.push(student);
-    if (o.int8 ?? true) entries.push(await prepareInt8(student, entries.length - 1, o.threads, test, o.calibrateFrom?.[p.name]));
+    if (o.int8 ?? true) entries.push(await prepareInt8(student, entries.length - 1, o.threads, o.optimization, test, o.calibrateFrom?.[p.name]));
   }
   const times = new Map<string, number[]>(); // `${index}@${batch}` → ms per call
   for (const batch of o.batches) {
@@ -154,7 +174,7 @@ export async function benchInfer(o: InferOptions): Promise<string> {
         pair: e.pair, role: e.role, model: e.preset, batch,
         p50_ms: p50, p95_ms: quantile(t, 0.95), throughput: (batch * 1000) / p50,
         speedup_vs_teacher: tp50 / p50,
-        params: e.params, mflops: e.mflops, bytes: e.bytes,
+        params: e.params, mflops: e.mflops, bytes: e.bytes, onnx_nodes: e.nodes, ort_nodes: e.ortNodes,
         test_acc: e.accuracy, retention: e.accuracy !== null && teacher.accuracy ? e.accuracy / teacher.accuracy : null,
         calls: t.length,
       };
@@ -175,9 +195,10 @@ export async function benchInfer(o: InferOptions): Promise<string> {
   const file = report({
     name,
     config: {
-      runtime: `onnxruntime-node ${O.env.versions.node ?? ''} (CPU execution provider)`, intra_op_threads: o.threads, inter_op_threads: 1,
-      graph_optimization: 'all', batches: o.batches, rounds: o.rounds, calls_batch1: o.callsBatch1, calls_large: o.callsLarge, warmup: o.warmup,
-      export: 'dfkd export defaults: opset 17, dynamic batch, normalisation folded in, ViT attention output included',
+      runtime: `onnxruntime-node ${O.env.versions.node ?? ''} (CPU execution provider)`,
+      // the session options of every row (dfkd export's ORT check uses the same: ORT_SESSION_DEFAULTS)
+      ...ortSessionRecord({ threads: o.threads, optimization: o.optimization }), batches: o.batches, rounds: o.rounds, calls_batch1: o.callsBatch1, calls_large: o.callsLarge, warmup: o.warmup,
+      export: "dfkd export defaults: opset 17, dynamic batch, normalisation folded in, ViT attention output included, ViT graph layout 'rows'",
       models: entries.map((e) => ({ pair: e.pair, role: e.role, source: e.source, trained: e.accuracy !== null })),
       test_set: 'MNIST test split (1,005 images), accuracy computed in ONNX Runtime',
     },
@@ -193,12 +214,12 @@ export async function benchInfer(o: InferOptions): Promise<string> {
       })),
     } : {}),
   });
-  writeFileAtomic(file.replace(/\.json$/, '.md'), markdown(rows, o.threads));
+  writeFileAtomic(file.replace(/\.json$/, '.md'), markdown(rows, o.threads, ortSessionRecord({ threads: o.threads, optimization: o.optimization }).graph_optimization));
   return file;
 }
 
 /** The README table. */
-export function markdown(rows: Record<string, unknown>[], threads: number): string {
+export function markdown(rows: Record<string, unknown>[], threads: number, optimization = 'all'): string {
   const f = (v: unknown, d = 2): string => (typeof v === 'number' ? v.toFixed(d) : '—');
   const pct = (v: unknown): string => (typeof v === 'number' ? `${(100 * v).toFixed(2)}%` : '—');
   const lines = [
@@ -210,6 +231,6 @@ export function markdown(rows: Record<string, unknown>[], threads: number): stri
     const int8 = r.role === 'student-int8';
     lines.push(`| \`${String(r.model)}\` | ${int8 ? 'student int8' : String(r.role)} | ${String(r.batch)} | ${f(r.p50_ms, 3)} | ${f(r.p95_ms, 3)} | ${f(r.throughput, 0)} | ${student ? `${f(r.speedup_vs_teacher, 2)}×` : '1×'} | ${(r.params as number).toLocaleString('en-US')} | ${f(r.mflops, 1)} | ${f((r.bytes as number) / 1024, 1)}${int8 ? ` (${f(r.size_ratio_vs_float, 2)}× smaller)` : ''} | ${pct(r.test_acc)} | ${int8 ? `${pct(r.test_acc_int8)} (${pct(r.int8_vs_float)} of float)` : ''} | ${student ? pct(r.retention) : ''} |`);
   }
-  lines.push('', `onnxruntime-node, CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}; latency per session.run call (one batch); images/s = batch / p50. int8: dfkd export --quantize int8 (QDQ, calibrated on the run's synthetic images); its test acc column is the float student's.`);
+  lines.push('', `onnxruntime-node, CPU, ${threads} intra-op thread${threads > 1 ? 's' : ''}, graph optimisation '${optimization}'; latency per session.run call (one batch); images/s = batch / p50. int8: dfkd export --quantize int8 (QDQ, calibrated on the run's synthetic images); its test acc column is the float student's.`);
   return lines.join('\n') + '\n';
 }

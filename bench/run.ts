@@ -3,6 +3,7 @@ import { benchStep } from './step.js';
 import { benchMemory } from './memory.js';
 import { benchDistill, benchAblation, ABLATIONS } from './distill.js';
 import { benchInfer } from './infer.js';
+import type { OrtOptimization } from '../src/export/ort.js';
 import { benchTeacher } from './teacher.js';
 import { benchDetect } from './detect.js';
 import { benchFeed } from './feed.js';
@@ -77,9 +78,11 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     benchInfer({
       pairs: [
         { name: 'vit', teacher: flag('teacher-vit', 'teachers/mnist-vit'), student: flag('student-vit', 'vit-student-28') },
+        // the latency preset (issue 18), against the same teacher row
+        { name: 'vit-fast', teacher: flag('teacher-vit', 'teachers/mnist-vit'), student: flag('student-vit-fast', 'vit-student-28-fast') },
         { name: 'lenet5', teacher: flag('teacher-lenet5', 'teachers/mnist-lenet5'), student: flag('student-lenet5', 'lenet5-half-28') },
       ],
-      batches: [1, 32], threads: Number(flag('threads', '1')),
+      batches: [1, 32], threads: Number(flag('threads', '1')), optimization: (flag('ort-optimization', '') || undefined) as OrtOptimization | undefined,
       ...(tiny ? { rounds: 1, callsBatch1: 3, callsLarge: 2, warmup: 1, tiny } : { rounds: Number(flag('rounds', '6')), callsBatch1: 100, callsLarge: 20, warmup: 10 }),
     }),
   teacher: (tiny) => {
