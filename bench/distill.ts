@@ -36,6 +36,11 @@ export interface DistillBenchOptions {
    * of one 2-thread run each, so a table takes half the wall time). Default 1: in this process.
    */
   jobs?: number;
+  /**
+   * Intra-op threads of the runs made in this process (recorded in the result's config; `--jobs`
+   * children always run at 1). Runs found finished are reused whatever threads they ran at.
+   */
+  threads?: number;
   /** Child mode: run this one method (or ablation variant) into its run folder, write no table. */
   only?: string;
 }
@@ -181,7 +186,7 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
     name,
     config: {
       dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_method: o.minutes, batch: o.batch, seeds,
-      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {},
+      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {}, threads_per_run: (o.jobs ?? 1) > 1 ? 1 : o.threads ?? null, jobs: o.jobs ?? 1,
     },
     results: rows,
     summary: { teacher_acc: teacherAcc, best_method: best?.method ?? null, best_retention: best?.retention ?? null, best_retention_std: best?.retention_std ?? null },
@@ -235,7 +240,7 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
     rows.push({ variant, test_acc: result.test_acc, retention: result.retention, iterations: result.iterations, seconds: result.seconds });
     curves.push({ name: variant, points: c });
   }
-  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, base_hparams: base, ablations: ABLATIONS }, results: rows });
+  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, base_hparams: base, ablations: ABLATIONS, threads_per_run: (o.jobs ?? 1) > 1 ? 1 : o.threads ?? null, jobs: o.jobs ?? 1 }, results: rows });
   writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, { title: `tgan ablation on ${o.dataset}`, xLabel: 'seconds', yLabel: 'student validation accuracy' });
   return file;
 }

@@ -4,6 +4,7 @@ import { benchMemory } from './memory.js';
 import { benchDistill, benchAblation, ABLATIONS } from './distill.js';
 import { benchInfer } from './infer.js';
 import type { OrtOptimization } from '../src/export/ort.js';
+import { setNumThreads } from '../src/tensor/tensor.js';
 import { benchTeacher } from './teacher.js';
 import { benchDetect } from './detect.js';
 import { benchFeed } from './feed.js';
@@ -35,6 +36,18 @@ const PAIRS: Record<string, { dataset: string; teacher: string; student: string;
     methods: 'dafl,dfad,zskt,deepinv,cmi,fast,nayer,kd,noise,scratch', hparams: { deepinv: { alphaPs: 0 } },
   },
 };
+/**
+ * Intra-op threads for the runs a distill / ablation bench makes in its own process (--threads,
+ * default 1: two 1-thread runs side by side are the measured setting here, and libtorch's default —
+ * every core — oversubscribes the machine when another bench runs beside it). Set before any run.
+ */
+const benchThreads = (): number => {
+  const n = Number(flag('threads', '1'));
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--threads: expected a positive integer, got '${flag('threads', '1')}'`);
+  setNumThreads(n);
+  return n;
+};
+
 const seedsFlag = (): number[] | undefined => {
   const s = flag('seeds', '');
   if (!s) return undefined;
@@ -105,7 +118,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
       seed: Number(flag('seed', '0')), seeds: seedsFlag(), studentInit: init,
       // a table of its own per budget and init, so that one never overwrites another
       name: flag('name', '') || `${baseName}${tiny ? '-tiny' : ''}${flag('minutes', '') ? `-${flag('minutes', '')}min` : ''}${init === 'random' ? '-random-init' : ''}`,
-      tiny, hparams: { ...TUNED, ...pair?.hparams }, jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined,
+      tiny, hparams: { ...TUNED, ...pair?.hparams }, jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined, threads: benchThreads(),
     });
   },
   ablation: (tiny) => {
@@ -114,7 +127,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'), methods: ['tgan'],
       variants: flag('variants', Object.keys(ABLATIONS).join(',')).split(','), minutes: Number(flag('minutes', '5')),
       batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), tiny, hparams: TUNED, jobs: Number(flag('jobs', '1')),
-      only: flag('only', '') || undefined,
+      only: flag('only', '') || undefined, threads: benchThreads(),
     });
   },
 };
@@ -122,7 +135,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
 const [name, ...flags] = process.argv.slice(2);
 const run = name ? BENCHES[name] : undefined;
 if (!run) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--pair mnist-vit|fashion-vit|fashion-lenet|mnist-lenet] [--seeds 0,1,2] [--student-init random] [--methods a,b] [--jobs 2] [--teachers a,b] [--retrain]\n       npm run bench -- readme [--check]   (README.md's result tables from bench/results/*.json; --check writes nothing, exits 1 if they differ)\n`);
+  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--pair mnist-vit|fashion-vit|fashion-lenet|mnist-lenet] [--seeds 0,1,2] [--student-init random] [--methods a,b] [--jobs 2] [--threads 1] [--teachers a,b] [--retrain]\n       npm run bench -- readme [--check]   (README.md's result tables from bench/results/*.json; --check writes nothing, exits 1 if they differ)\n`);
   process.exit(2);
 }
 await run(flags.includes('--tiny'));

@@ -102,10 +102,13 @@ describe('bench distill --seeds (tiny)', () => {
     const name = 'distill-seeds-test-tiny';
     rmSync(join(ROOT, 'bench/runs', name), { recursive: true, force: true });
     const args = [join(ROOT, 'dist/bench/run.js'), 'distill', '--tiny', '--methods', 'noise', '--seeds', '0,1', '--name', name];
-    const r = spawnSync(process.execPath, args, { cwd: ROOT, encoding: 'utf8', env: { ...process.env, VIT_DFKD_THREADS: '1' }, timeout: 110_000 });
+    // libtorch's own default (VIT_DFKD_THREADS 2 here): the bench's --threads must still win, and be recorded
+    const r = spawnSync(process.execPath, [...args, '--threads', '1'], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, VIT_DFKD_THREADS: '2' }, timeout: 110_000 });
     assert.equal(r.status, 0, r.stderr);
     const file = join(ROOT, 'bench/results', `${name}.json`);
-    const res = JSON.parse(readFileSync(file, 'utf8')) as { command: string; commit: string; results: Record<string, unknown>[] };
+    const res = JSON.parse(readFileSync(file, 'utf8')) as { command: string; commit: string; config: Record<string, unknown>; results: Record<string, unknown>[] };
+    assert.equal(res.config.threads_per_run, 1);
+    assert.equal(res.config.jobs, 1);
     rmSync(file, { force: true });
     rmSync(join(ROOT, 'bench/results', `${name}.html`), { force: true });
     assert.match(res.command, /bench -- distill --tiny --methods noise --seeds 0,1/);
