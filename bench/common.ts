@@ -71,13 +71,15 @@ export function canonical(v: unknown): string {
 }
 
 /**
- * Runs `labels` as child processes of this bench (`--only <label> --jobs 1`, 1 thread each), `jobs`
- * at a time, each child's log prefixed with its label. The parent then finds them finished.
+ * Runs `labels` as child processes of this bench (`--only <label> --jobs 1`, 1 thread each: VIT_DFKD_THREADS
+ * 1 and the parent's `--threads` dropped), `jobs` at a time, each child's log prefixed with its label.
+ * The parent then finds them finished.
  */
 export async function runInParallel(labels: string[], jobs: number, argv: string[]): Promise<void> {
   const base: string[] = [];
   for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--jobs' || argv[i] === '--only') i++;
+    // a child runs one label at 1 thread: the parent's --jobs, --only and --threads are not its own
+    if (argv[i] === '--jobs' || argv[i] === '--only' || argv[i] === '--threads') i++;
     else base.push(argv[i]!);
   }
   const queue = [...labels];

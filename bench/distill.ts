@@ -45,6 +45,12 @@ export interface DistillBenchOptions {
   only?: string;
 }
 
+/** How the runs a bench makes were threaded, for its result's config: `--jobs` children at 1, else `threads`. */
+function runThreads(o: Pick<DistillBenchOptions, 'jobs' | 'threads'>): { threads_per_run: number | null; jobs: number } {
+  const jobs = o.jobs ?? 1;
+  return { threads_per_run: jobs > 1 ? 1 : o.threads ?? null, jobs };
+}
+
 export function loopConfig(o: Pick<DistillBenchOptions, 'tiny' | 'minutes' | 'batch' | 'seed'>): LoopConfig {
   // Long budgets evaluate half as often (the evaluations count against the budget).
   const long = !o.tiny && o.minutes >= 10;
@@ -186,7 +192,7 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
     name,
     config: {
       dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_method: o.minutes, batch: o.batch, seeds,
-      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {}, threads_per_run: (o.jobs ?? 1) > 1 ? 1 : o.threads ?? null, jobs: o.jobs ?? 1,
+      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {}, ...runThreads(o),
     },
     results: rows,
     summary: { teacher_acc: teacherAcc, best_method: best?.method ?? null, best_retention: best?.retention ?? null, best_retention_std: best?.retention_std ?? null },
@@ -240,7 +246,7 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
     rows.push({ variant, test_acc: result.test_acc, retention: result.retention, iterations: result.iterations, seconds: result.seconds });
     curves.push({ name: variant, points: c });
   }
-  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, base_hparams: base, ablations: ABLATIONS, threads_per_run: (o.jobs ?? 1) > 1 ? 1 : o.threads ?? null, jobs: o.jobs ?? 1 }, results: rows });
+  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, base_hparams: base, ablations: ABLATIONS, ...runThreads(o) }, results: rows });
   writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, { title: `tgan ablation on ${o.dataset}`, xLabel: 'seconds', yLabel: 'student validation accuracy' });
   return file;
 }

@@ -192,12 +192,13 @@ export async function benchInfer(o: InferOptions): Promise<string> {
   }
   for (const e of entries) await e.loaded.session.release();
   const name = o.tiny ? 'infer-tiny' : 'infer';
+  const session = ortSessionRecord({ threads: o.threads, optimization: o.optimization });
   const file = report({
     name,
     config: {
       runtime: `onnxruntime-node ${O.env.versions.node ?? ''} (CPU execution provider)`,
       // the session options of every row (dfkd export's ORT check uses the same: ORT_SESSION_DEFAULTS)
-      ...ortSessionRecord({ threads: o.threads, optimization: o.optimization }), batches: o.batches, rounds: o.rounds, calls_batch1: o.callsBatch1, calls_large: o.callsLarge, warmup: o.warmup,
+      ...session, batches: o.batches, rounds: o.rounds, calls_batch1: o.callsBatch1, calls_large: o.callsLarge, warmup: o.warmup,
       export: "dfkd export defaults: opset 17, dynamic batch, normalisation folded in, ViT attention output included, ViT graph layout 'rows'",
       models: entries.map((e) => ({ pair: e.pair, role: e.role, source: e.source, trained: e.accuracy !== null })),
       test_set: 'MNIST test split (1,005 images), accuracy computed in ONNX Runtime',
@@ -214,7 +215,7 @@ export async function benchInfer(o: InferOptions): Promise<string> {
       })),
     } : {}),
   });
-  writeFileAtomic(file.replace(/\.json$/, '.md'), markdown(rows, o.threads, ortSessionRecord({ threads: o.threads, optimization: o.optimization }).graph_optimization));
+  writeFileAtomic(file.replace(/\.json$/, '.md'), markdown(rows, o.threads, session.graph_optimization));
   return file;
 }
 

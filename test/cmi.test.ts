@@ -20,7 +20,7 @@ import { distillLoop, type LoopConfig } from '../src/distill/loop.js';
 import { createMethod } from '../src/distill/methods/index.js';
 import { Cmi, CMI_DEFAULTS, contrastiveLoss, l2Normalize, randomResizedCrop } from '../src/distill/methods/cmi.js';
 import type { DistillContext } from '../src/distill/types.js';
-import { bitIdentical, familyContext, maxStateDiff, snapshot, testLoopConfig, tinyTeachers, type Family, type TinyTeachers } from '../src/testing/method-fixtures.js';
+import { bitIdentical, familyContext, familyVal, maxStateDiff, snapshot, testLoopConfig, tinyTeachers, type Family, type TinyTeachers } from '../src/testing/method-fixtures.js';
 
 /** Cheap settings (what the shared e2e / resume tests can use): a batch is finished every 3 steps. */
 const SMALL = { latentDim: 16, baseChannels: 8, stepsPerBatch: 3, synthesisStepsPerIteration: 2, headDim: 16, memoryBatches: 2, negatives: 8, poolBatches: 4 };
@@ -168,7 +168,7 @@ describe('cmi end to end through distillLoop', () => {
       const teacherBefore = snapshot(ctx.teacher);
       const rows: Record<string, number | undefined>[] = [];
       const samples: number[][] = [];
-      const r = distillLoop(ctx, method, loopCfg(3, { evalEvery: 3, sampleEvery: 3 }), join(work, `e2e-${family}-${Object.keys(extra).join('-')}`), family === 'resnet' ? fx.cifarVal : fx.mnistVal, {
+      const r = distillLoop(ctx, method, loopCfg(3, { evalEvery: 3, sampleEvery: 3 }), join(work, `e2e-${family}-${Object.keys(extra).join('-')}`), familyVal(fx, family), {
         onEval: (row) => rows.push(row),
         onSamples: (_it, pixels) => samples.push(pixels.shape.slice()),
       });

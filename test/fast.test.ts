@@ -19,7 +19,7 @@ import { distillLoop, type LoopConfig } from '../src/distill/loop.js';
 import { createMethod } from '../src/distill/methods/index.js';
 import { applyMetaGradient, Fast, FAST_DEFAULTS, reptileGradient, reptileStep } from '../src/distill/methods/fast.js';
 import type { DistillContext } from '../src/distill/types.js';
-import { bitIdentical, familyContext, maxStateDiff, snapshot, testLoopConfig, tinyTeachers, type Family, type TinyTeachers } from '../src/testing/method-fixtures.js';
+import { bitIdentical, familyContext, familyVal, maxStateDiff, snapshot, testLoopConfig, tinyTeachers, type Family, type TinyTeachers } from '../src/testing/method-fixtures.js';
 
 /** Cheap settings (what the shared e2e / resume tests can use). */
 const SMALL = { latentDim: 16, baseChannels: 8, warmupBatches: 1, studentSteps: 2, bankBatches: 4 };
@@ -194,7 +194,7 @@ describe('end to end through distillLoop', () => {
       const teacher0 = snapshot(ctx.teacher);
       const meta0 = snapshot(method.meta);
       const out = mkdtempSync(join(work, `e2e-${family}-`));
-      const r = distillLoop(ctx, method, loopCfg(2, { evalEvery: 2 }), out, family === 'resnet' ? fx.cifarVal : fx.mnistVal);
+      const r = distillLoop(ctx, method, loopCfg(2, { evalEvery: 2 }), out, familyVal(fx, family));
       assert.equal(r.iterations, 2);
       const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
       const row = rows[rows.length - 1]!;
@@ -262,7 +262,7 @@ describe('resume', () => {
     test(`${family}: N iterations vs N/2 + resume: bit-identical student, meta-generator, its optimiser, the pool (and BN momentum)`, () => {
       const N = 4;
       const cfg = (iterations: number): LoopConfig => loopCfg(iterations, { checkpointEvery: N / 2 });
-      const val = family === 'resnet' ? fx.cifarVal : fx.mnistVal;
+      const val = familyVal(fx, family);
       const make = (ctx: DistillContext, seed: number): Fast => {
         T.manualSeed(seed);
         return createMethod('fast', ctx, SMALL) as Fast;

@@ -19,12 +19,11 @@ import { Linear } from '../src/nn/layers.js';
 import { Module } from '../src/nn/module.js';
 import { createModel } from '../src/models/registry.js';
 import type { Classifier, ClassifierOutput } from '../src/models/types.js';
-import type { ImageDataset } from '../src/data/types.js';
 import { distillLoop, type LoopConfig } from '../src/distill/loop.js';
 import { createMethod } from '../src/distill/methods/index.js';
 import { classifierEmbeddings, classifierHead, Nayer, NAYER_DEFAULTS, type NayerHparams } from '../src/distill/methods/nayer.js';
 import type { DistillContext } from '../src/distill/types.js';
-import { bitIdentical, familyContext, maxStateDiff, snapshot, testLoopConfig, tinyTeachers, type Family, type TinyTeachers } from '../src/testing/method-fixtures.js';
+import { bitIdentical, familyContext, familyVal, maxStateDiff, snapshot, testLoopConfig, tinyTeachers, type Family, type TinyTeachers } from '../src/testing/method-fixtures.js';
 
 /** Cheap settings (what the shared e2e / resume tests can use): a batch is finished every 3 generator steps. */
 const SMALL = { latentDim: 16, baseChannels: 8, stepsPerBatch: 3, synthesisStepsPerIteration: 2, warmupBatches: 1, poolBatches: 4 };
@@ -34,7 +33,6 @@ let fx: TinyTeachers;
 
 const makeCtx = (family: Family, studentSeed: number, batchSize = 8): DistillContext => familyContext(fx, family, studentSeed, batchSize);
 const loopCfg = testLoopConfig;
-const valOf = (f: Family): ImageDataset => (f === 'resnet' ? fx.cifarVal : fx.mnistVal);
 function paramSnapshot(m: Module): Tensor[] {
   return T.noGrad(() => m.parameters().map((p) => p.detach().clone()));
 }
@@ -259,7 +257,7 @@ describe('nayer end to end through distillLoop', () => {
       const student0 = snapshot(ctx.student);
       const out = mkdtempSync(join(work, `e2e-${family}-`));
       const samples: number[][] = [];
-      const r = distillLoop(ctx, method, loopCfg(3, { evalEvery: 3, sampleEvery: 3 }), out, valOf(family), {
+      const r = distillLoop(ctx, method, loopCfg(3, { evalEvery: 3, sampleEvery: 3 }), out, familyVal(fx, family), {
         onSamples: (_it, pixels) => samples.push([pixels.size(0), pixels.min().item(), pixels.max().item()]),
       });
       assert.equal(r.iterations, 3);
@@ -299,12 +297,12 @@ describe('resume', () => {
 
       const ctxA = makeCtx(family, 1);
       const mA = make(ctxA, 2);
-      distillLoop(ctxA, mA, cfg(N), mkdtempSync(join(work, 'resume-a-')), valOf(family));
+      distillLoop(ctxA, mA, cfg(N), mkdtempSync(join(work, 'resume-a-')), familyVal(fx, family));
 
       const ctxB = makeCtx(family, 1);
       const mB = make(ctxB, 2);
       const outB = mkdtempSync(join(work, 'resume-b-'));
-      assert.equal(distillLoop(ctxB, mB, cfg(N / 2), outB, valOf(family)).iterations, N / 2);
+      assert.equal(distillLoop(ctxB, mB, cfg(N / 2), outB, familyVal(fx, family)).iterations, N / 2);
       assert.equal(fromState(mB, (st) => st.meta.stepsDone), 1, 'the checkpoint is not in the middle of a batch');
       const midB = snapshot(ctxB.student);
       mB.dispose();
@@ -312,7 +310,7 @@ describe('resume', () => {
 
       const ctxC = makeCtx(family, 99);
       const mC = make(ctxC, 98);
-      const second = distillLoop(ctxC, mC, cfg(N), outB, valOf(family), { resume: true });
+      const second = distillLoop(ctxC, mC, cfg(N), outB, familyVal(fx, family), { resume: true });
       assert.equal(second.iterations, N);
 
       const a = snapshot(ctxA.student);

@@ -67,6 +67,11 @@ export function familyContext(t: TinyTeachers, family: Family, studentSeed: numb
   return { teacher: family === 'vit' ? t.vit : t.lenet, student, inputShape: [1, 28, 28], numClasses: 10, ...MNIST_NORM, batchSize };
 }
 
+/** The family's fake validation set: CIFAR-shaped for the ResNet, MNIST-shaped for the ViT and LeNet-5. */
+export function familyVal(t: TinyTeachers, family: Family): ImageDataset {
+  return family === 'resnet' ? t.cifarVal : t.mnistVal;
+}
+
 /** A loop of `iterations` at batch 8, seed 7, no cosine schedule (a resume test changes the length), no evaluation. */
 export function testLoopConfig(iterations: number, over: Partial<LoopConfig> = {}): LoopConfig {
   return { iterations, minutes: Number.POSITIVE_INFINITY, batchSize: 8, seed: 7, evalEvery: 1000, sampleEvery: 1000, checkpointEvery: 1000, cosine: false, clipNorm: 5, ...over };
