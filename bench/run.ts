@@ -93,6 +93,8 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
         { name: 'vit', teacher: flag('teacher-vit', 'teachers/mnist-vit'), student: flag('student-vit', 'vit-student-28') },
         // the latency preset (issue 18), against the same teacher row
         { name: 'vit-fast', teacher: flag('teacher-vit', 'teachers/mnist-vit'), student: flag('student-vit-fast', 'vit-student-28-fast') },
+        // between the two: 2 blocks, 3 heads, MLP ratio 2
+        { name: 'vit-lite', teacher: flag('teacher-vit', 'teachers/mnist-vit'), student: flag('student-vit-lite', 'vit-student-28-lite') },
         { name: 'lenet5', teacher: flag('teacher-lenet5', 'teachers/mnist-lenet5'), student: flag('student-lenet5', 'lenet5-half-28') },
       ],
       batches: [1, 32], threads: Number(flag('threads', '1')), optimization: (flag('ort-optimization', '') || undefined) as OrtOptimization | undefined,

@@ -11,7 +11,9 @@ import { loadDataset } from '../src/data/index.js';
 import { createModel } from '../src/models/registry.js';
 import { loadClassifier } from '../src/models/load.js';
 import { evaluateClassifier } from '../src/train/classifier.js';
-import { trainRun, TRAIN_RUN_DEFAULTS, type TrainRunConfig } from '../src/train/run.js';
+import { publishModel, trainRun, TRAIN_RUN_DEFAULTS, type TrainRunConfig } from '../src/train/run.js';
+import { initialiseFrom } from '../src/cli/train.js';
+import { createHash } from 'node:crypto';
 import { loadCheckpointInto } from '../src/export/checkpoint.js';
 import { loadDetector } from '../src/detect/run.js';
 import { evaluateDetector } from '../src/detect/evaluate.js';
@@ -83,6 +85,35 @@ describe('supervised training on real MNIST', () => {
     const fresh = createModel('vit-tiny-28', { dim: 32, depth: 1, heads: 2 });
     loadCheckpointInto(join(out, 'checkpoints', 'best'), fresh);
     assert.equal(evaluateClassifier(fresh, val).accuracy, r.bestValAcc);
+    m.dispose();
+    fresh.dispose();
+  });
+});
+
+describe('dfkd train --init', () => {
+  const train = loadMnist('train');
+  const val = loadMnist('val');
+  const overrides = { dim: 32, depth: 1, heads: 2 };
+
+  test("starts from a saved model's weights (same validation accuracy before any step), records its SHA-256, refuses another preset or shape", () => {
+    const out = mkdtempSync(join(tmpdir(), 'dfkd-init-'));
+    const m = createModel('vit-tiny-28', overrides);
+    trainRun(tinyConfig(1), out, m, { train, val });
+    publishModel(out, m, { preset: 'vit-tiny-28', overrides, dataset: 'mnist', numClasses: 10, classNames: [...'0123456789'], inputShape: [1, 28, 28], mean: [0.1307], std: [0.3081], val_acc: 0, params: m.numParameters() });
+    const fresh = createModel('vit-tiny-28', overrides);
+    const before = evaluateClassifier(fresh, val).accuracy;
+    const init = initialiseFrom(out, fresh, 'vit-tiny-28');
+    const after = evaluateClassifier(fresh, val).accuracy;
+    assert.equal(after, evaluateClassifier(m, val).accuracy);
+    assert.notEqual(after, before);
+    assert.equal(init.sha256, createHash('sha256').update(readFileSync(join(out, 'model.safetensors'))).digest('hex'));
+    assert.throws(() => initialiseFrom(out, createModel('vit-student-28'), 'vit-student-28'), /is a vit-tiny-28 model; this run trains vit-student-28/);
+    assert.throws(() => initialiseFrom(out, createModel('vit-tiny-28'), 'vit-tiny-28'), /do not fit vit-tiny-28 with these settings.*shape mismatch/s);
+    // the run's config records it, so --resume from another starting point is refused by the settings check
+    const out2 = mkdtempSync(join(tmpdir(), 'dfkd-init-run-'));
+    trainRun({ ...tinyConfig(1), init }, out2, fresh, { train, val }, { stopAfterEpochs: 1 });
+    assert.deepEqual(JSON.parse(readFileSync(join(out2, 'config.json'), 'utf8')).init, init);
+    assert.throws(() => trainRun(tinyConfig(1), out2, createModel('vit-tiny-28', overrides), { train, val }, { resume: true }), /different settings \(init:/);
     m.dispose();
     fresh.dispose();
   });

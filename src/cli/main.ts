@@ -61,6 +61,7 @@ export interface TrainCliOptions {
   resume: boolean;
   force: boolean;
   stopAfterEpochs?: number;
+  init?: string;
 }
 
 /** Data-parallel flags (launch.ts), for distill and train. */
@@ -127,11 +128,13 @@ const train = program
   .option('--resume', 'continue the run in --out from its last checkpoint (same settings as it was started with)', false)
   .option('--force', 'if --out already holds a run, move it aside (to <out>.old-<time>) and start a new one', false)
   .addOption(new Option('--stop-after-epochs <n>', 'stop after this many epochs of this invocation (resume later)').argParser(positiveInt))
+  .option('--init <model>', "start from this model's weights (a run folder or model .safetensors of the same preset) instead of a random initialisation: fine-tuning, or continuing a finished run with a new schedule")
   .action(async (o: TrainCliOptions & DistCliOptions, cmd: Command) => {
     const { prepareRunFolder } = await import('./run-folder.js');
     const { rankRole, joinGroup, placeRank, prepareRankFolder, launchLocal, leaveGroup } = await import('./launch.js');
     const role = rankRole(o);
     const { isDetectionSpec } = await import('../data/detection.js');
+    if (o.init !== undefined && isDetectionSpec(o.dataset)) throw new Error('--init: classifier training only (detection training starts from its preset)');
     if ((role.launcher || role.dist) && isDetectionSpec(o.dataset)) {
       throw new Error('--nproc / --world-size: detection training runs in one process (data-parallel detection distillation works: dfkd distill --task detect --nproc N)');
     }

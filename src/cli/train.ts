@@ -1,13 +1,16 @@
 // dfkd train / dfkd eval: supervised training runs and evaluation of saved classifiers.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadDataset, withModelNormalization } from '../data/index.js';
 import { createModel } from '../models/registry.js';
 import { countFlops } from '../models/flops.js';
 import type { Classifier } from '../models/types.js';
 import { loadCheckpointInto } from '../export/checkpoint.js';
-import { loadTeacher } from '../models/load.js';
+import { loadClassifier, loadTeacher, modelBasePath } from '../models/load.js';
+import { checkpointPaths } from '../export/checkpoint.js';
 import { importOptionsOf, type ImportCliOptions } from './import.js';
-import { inferenceMode, manualSeed, randn, tidy, getNumThreads } from '../tensor/tensor.js';
+import { dispose, inferenceMode, manualSeed, randn, tidy, getNumThreads } from '../tensor/tensor.js';
 import { normalize } from '../data/augment.js';
 import { evaluateClassifier } from '../train/classifier.js';
 import type { ModelCard } from '../models/load.js';
@@ -42,7 +45,8 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
   manualSeed(o.seed); // the initial weights are part of the run's seed
   const model = createModel(o.model, { ...overrides, numClasses: train.numClasses });
   checkCompatible(model, train.images.shape.slice(1), o.model, o.dataset);
-  say(`dfkd train: ${o.model} (${model.numParameters().toLocaleString()} params) on ${o.dataset} (${train.labels.size(0)} train / ${val.labels.size(0)} val), ${o.epochs} epochs, ${getNumThreads()} threads → ${o.out}`);
+  if (o.init !== undefined) cfg.init = initialiseFrom(o.init, model, o.model);
+  say(`dfkd train: ${o.model} (${model.numParameters().toLocaleString()} params) on ${o.dataset} (${train.labels.size(0)} train / ${val.labels.size(0)} val), ${o.epochs} epochs, ${getNumThreads()} threads${cfg.init ? `, from ${o.init}` : ''} → ${o.out}`);
   const bar = progressBar('epoch {epochLabel}', 'loss {loss} | lr {lr} | {ips} img/s');
   const result = trainRun(cfg, o.out, model, { train, val }, {
     resume: o.resume,
@@ -82,6 +86,27 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
   publishModel(o.out, model, card);
   say(`best validation accuracy ${pct(result.bestValAcc)} (epoch ${result.bestEpoch}); test accuracy ${pct(testAcc)}; ${result.seconds.toFixed(0)} s`);
   say(`saved ${join(o.out, 'model.safetensors')}`);
+}
+
+/**
+ * `--init`: the new run's weights are a saved classifier's (same preset, same shapes) — fine-tuning, or
+ * a finished run continued with a fresh schedule. Recorded in the run's config with the weights file's
+ * SHA-256, so `--resume` refuses another starting point.
+ */
+export function initialiseFrom(path: string, model: Classifier, preset: string): { path: string; sha256: string } {
+  const { model: src, card } = loadClassifier(path);
+  try {
+    if (card.preset !== preset) throw new Error(`--init ${path} is a ${card.preset} model; this run trains ${preset}`);
+    try {
+      model.loadStateDict(src.stateDict());
+    } catch (e) {
+      throw new Error(`--init ${path}: its weights do not fit ${preset} with these settings (${(e as Error).message})`);
+    }
+  } finally {
+    dispose(src.stateDict());
+  }
+  const sha256 = createHash('sha256').update(readFileSync(checkpointPaths(modelBasePath(path)).weights)).digest('hex');
+  return { path, sha256 };
 }
 
 function checkCompatible(model: Classifier, dataShape: number[], preset: string, dataset: string): void {

@@ -35,6 +35,8 @@ export interface TrainRunConfig {
   flip: boolean;
   clipNorm: number;
   seed: number;
+  /** The model whose weights the run started from (`dfkd train --init`), with its SHA-256; null: a random initialisation. */
+  init: { path: string; sha256: string } | null;
 }
 
 export const TRAIN_RUN_DEFAULTS: Omit<TrainRunConfig, 'dataset' | 'model'> = {
@@ -50,6 +52,7 @@ export const TRAIN_RUN_DEFAULTS: Omit<TrainRunConfig, 'dataset' | 'model'> = {
   flip: false,
   clipNorm: 1,
   seed: 0,
+  init: null,
 };
 
 export interface EpochMetrics {
