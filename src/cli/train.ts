@@ -91,9 +91,9 @@ export async function runTrainCommand(o: TrainCliOptions): Promise<void> {
 /**
  * `--init`: the new run's weights are a saved classifier's (same preset, same shapes) — fine-tuning, or
  * a finished run continued with a fresh schedule. Recorded in the run's config with the weights file's
- * SHA-256, so `--resume` refuses another starting point.
+ * SHA-256 (and the command that made it), so `--resume` refuses another starting point.
  */
-export function initialiseFrom(path: string, model: Classifier, preset: string): { path: string; sha256: string } {
+export function initialiseFrom(path: string, model: Classifier, preset: string): NonNullable<TrainRunConfig['init']> {
   const { model: src, card } = loadClassifier(path);
   try {
     if (card.preset !== preset) throw new Error(`--init ${path} is a ${card.preset} model; this run trains ${preset}`);
@@ -106,7 +106,8 @@ export function initialiseFrom(path: string, model: Classifier, preset: string):
     dispose(src.stateDict());
   }
   const sha256 = createHash('sha256').update(readFileSync(checkpointPaths(modelBasePath(path)).weights)).digest('hex');
-  return { path, sha256 };
+  // the command that made the starting model: with this run's own, the whole recipe
+  return { path, sha256, ...(typeof card.command === 'string' ? { command: card.command } : {}) };
 }
 
 function checkCompatible(model: Classifier, dataShape: number[], preset: string, dataset: string): void {

@@ -35,8 +35,8 @@ export interface TrainRunConfig {
   flip: boolean;
   clipNorm: number;
   seed: number;
-  /** The model whose weights the run started from (`dfkd train --init`), with its SHA-256; null: a random initialisation. */
-  init: { path: string; sha256: string } | null;
+  /** The model whose weights the run started from (`dfkd train --init`): its path, SHA-256 and the command that made it; null: a random initialisation. */
+  init: { path: string; sha256: string; command?: string } | null;
 }
 
 export const TRAIN_RUN_DEFAULTS: Omit<TrainRunConfig, 'dataset' | 'model'> = {
