@@ -247,7 +247,7 @@ export function teacherTable(r: ResultFile): string {
       const acc = `**${pct(row.test_acc, 2)}**`;
       const verdict = target === undefined ? '' : ` (target ${(100 * target).toFixed(1).replace(/\.0$/, '')}%: ${num(row.test_acc) >= target ? 'met' : '**not met**'})`;
       return [
-        code(`teachers/${String(row.teacher)}`), row.command ? code(row.command) : '—', seed, count(row.epochs), `${count(row.seconds)} s`,
+        code(`teachers/${String(row.teacher)}`), row.command ? code(row.command) : '—', seed, typeof row.epochs === 'string' ? row.epochs : count(row.epochs), `${count(row.seconds)} s`,
         count(row.params), fixed(num(row.flops) / 1e6, 2), acc + verdict,
       ];
     });

@@ -31,26 +31,48 @@ export function shippedTeachers(dir = join(ROOT, 'teachers')): string[] {
     .sort();
 }
 
+interface TeacherInit { command?: string; epochs?: number; seconds?: number }
+interface TeacherStage { command: string; epochs?: number; seconds?: number }
+
+/** The runs that made a teacher, first to last: the `--init` model's run (as its card recorded it), then its own. */
+export function teacherStages(card: Pick<ModelCard, 'command' | 'epochs' | 'seconds'> & { train?: { init?: TeacherInit | null } }): TeacherStage[] {
+  const own: TeacherStage = { command: card.command ?? '', epochs: card.epochs, seconds: card.seconds };
+  const init = card.train?.init;
+  if (!init) return [own];
+  return [{ command: init.command ?? '', epochs: init.epochs, seconds: init.seconds }, own];
+}
+
 export async function benchTeacher(o: TeacherBenchOptions): Promise<string> {
   const names = (o.only ?? shippedTeachers()).slice(0, o.tiny ? 1 : undefined);
   if (names.length === 0) throw new Error('bench teacher: no teachers found under teachers/');
   const rows: Record<string, unknown>[] = [];
   for (const name of names) {
     let path = join(ROOT, 'teachers', name);
-    const card = JSON.parse(readFileSync(join(path, 'model.json'), 'utf8')) as ModelCard;
-    let seconds = card.seconds ?? null;
-    let command = card.command ?? '';
+    const card = JSON.parse(readFileSync(join(path, 'model.json'), 'utf8')) as ModelCard & { train?: { init?: TeacherInit | null } };
+    // A teacher made in two stages (a run, then `dfkd train --init` from it): both commands, in order.
+    const stages = teacherStages(card);
+    let seconds = stages.every((st) => st.seconds !== undefined) ? stages.reduce((a, st) => a + st.seconds!, 0) : null;
+    let command = stages.map((st) => st.command).join(' → ');
+    const epochs = stages.every((st) => st.epochs !== undefined) ? stages.map((st) => st.epochs!).join(' + ') : null;
     if (o.retrain) {
-      if (!card.command) throw new Error(`bench teacher: ${name}/model.json records no command to retrain with`);
-      const out = join(BENCH_DIR, 'runs', `teacher-${name}`);
-      const args = card.command.replace(/^dfkd\s+/, '').replace(/--out\s+\S+/, `--out ${out}`).split(/\s+/);
-      process.stdout.write(`retraining ${name}: dfkd ${args.join(' ')}\n`);
+      if (stages.some((st) => !st.command)) throw new Error(`bench teacher: ${name}/model.json records no command to retrain with`);
       const t0 = performance.now();
-      const r = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args], { stdio: 'inherit', cwd: ROOT });
-      if (r.status !== 0) throw new Error(`bench teacher: retraining ${name} failed (exit ${r.status})`);
+      const commands: string[] = [];
+      let previous = '';
+      stages.forEach((st, k) => {
+        const out = join(BENCH_DIR, 'runs', k === stages.length - 1 ? `teacher-${name}` : `teacher-${name}-stage${k + 1}`);
+        let line = st.command.replace(/^dfkd\s+/, '').replace(/--out\s+\S+/, `--out ${out}`);
+        if (k > 0) line = line.replace(/--init\s+\S+/, `--init ${previous}`);
+        const args = [...line.split(/\s+/), '--force'];
+        process.stdout.write(`retraining ${name} (stage ${k + 1} of ${stages.length}): dfkd ${args.join(' ')}\n`);
+        const r = spawnSync(process.execPath, [join(ROOT, 'dist/src/cli/main.js'), ...args], { stdio: 'inherit', cwd: ROOT });
+        if (r.status !== 0) throw new Error(`bench teacher: retraining ${name} failed (exit ${r.status})`);
+        commands.push(`dfkd ${args.join(' ')}`);
+        previous = out;
+        path = out;
+      });
       seconds = (performance.now() - t0) / 1000;
-      path = out;
-      command = `dfkd ${args.join(' ')}`;
+      command = commands.join(' → ');
     }
     if ((card as { task?: string }).task === 'detect') {
       // A detector: COCO mAP on the test canvases instead of accuracy.
@@ -73,7 +95,7 @@ export async function benchTeacher(o: TeacherBenchOptions): Promise<string> {
       test_acc: acc,
       recorded_test_acc: c.test_acc ?? null,
       seconds,
-      epochs: c.epochs ?? null,
+      epochs: o.retrain || stages.length === 1 ? c.epochs ?? null : epochs,
       params: model.numParameters(),
       flops: countFlops(model).flops,
       command,

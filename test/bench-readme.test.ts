@@ -7,7 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { detectTable, distillTable, findBlocks, FIX_COMMAND, inferTable, renderBlock, syncReadme, updateReadme, type ResultFile } from '../bench/readme.js';
+import { detectTable, distillTable, findBlocks, FIX_COMMAND, inferTable, renderBlock, syncReadme, teacherTable, updateReadme, type ResultFile } from '../bench/readme.js';
+import { teacherStages } from '../bench/teacher.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'bench-readme-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -208,5 +209,21 @@ describe('bench readme: rewriting and checking a README', () => {
       }
       assert.throws(() => findBlocks(readme), why);
     }
+  });
+});
+
+describe('bench teacher: a teacher made in two stages (dfkd train --init)', () => {
+  test('its stages are the --init model\'s run then its own, and the table shows both commands and epochs', () => {
+    const card = { command: 'dfkd train --init teachers/t --epochs 20 --out runs/b', epochs: 20, seconds: 4000, train: { init: { command: 'dfkd train --epochs 8 --seed 0 --out teachers/t', epochs: 8, seconds: 2900 } } };
+    assert.deepEqual(teacherStages(card), [
+      { command: 'dfkd train --epochs 8 --seed 0 --out teachers/t', epochs: 8, seconds: 2900 },
+      { command: 'dfkd train --init teachers/t --epochs 20 --out runs/b', epochs: 20, seconds: 4000 },
+    ]);
+    assert.deepEqual(teacherStages({ command: 'dfkd train --out a', epochs: 3, seconds: 10, train: { init: null } }), [{ command: 'dfkd train --out a', epochs: 3, seconds: 10 }]);
+    const table = teacherTable({
+      name: 'teacher', commit: 'abcdef1234567890abcdef1234567890abcdef12', date: '2026-12-07T01:45:27.460Z', command: 'npm run bench -- teacher', config: {}, summary: {},
+      results: [{ teacher: 'fashion-vit', dataset: 'fashion-mnist', model: 'vit-teacher-28', test_acc: 0.9012, seconds: 6900, epochs: '8 + 20', params: 455050, flops: 48229248, command: 'dfkd train --epochs 8 --seed 0 --out teachers/t → dfkd train --init teachers/t --epochs 20 --out runs/b' }],
+    } as unknown as ResultFile);
+    assert.match(table, /\| `teachers\/fashion-vit` \| `dfkd train --epochs 8 --seed 0 --out teachers\/t → dfkd train --init teachers\/t --epochs 20 --out runs\/b` \| 0 \| 8 \+ 20 \| 6,900 s \| 455,050 \| 48.23 \| \*\*90.12%\*\* \(target 90%: met\) \|/);
   });
 });

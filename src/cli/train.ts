@@ -107,7 +107,13 @@ export function initialiseFrom(path: string, model: Classifier, preset: string):
   }
   const sha256 = createHash('sha256').update(readFileSync(checkpointPaths(modelBasePath(path)).weights)).digest('hex');
   // the command that made the starting model: with this run's own, the whole recipe
-  return { path, sha256, ...(typeof card.command === 'string' ? { command: card.command } : {}) };
+  return {
+    path, sha256,
+    ...(typeof card.command === 'string' ? { command: card.command } : {}),
+    ...(typeof card.epochs === 'number' ? { epochs: card.epochs } : {}),
+    ...(typeof card.seconds === 'number' ? { seconds: card.seconds } : {}),
+    ...(typeof card.test_acc === 'number' ? { test_acc: card.test_acc } : {}),
+  };
 }
 
 function checkCompatible(model: Classifier, dataShape: number[], preset: string, dataset: string): void {

@@ -35,8 +35,11 @@ export interface TrainRunConfig {
   flip: boolean;
   clipNorm: number;
   seed: number;
-  /** The model whose weights the run started from (`dfkd train --init`): its path, SHA-256 and the command that made it; null: a random initialisation. */
-  init: { path: string; sha256: string; command?: string } | null;
+  /**
+   * The model whose weights the run started from (`dfkd train --init`): its path, SHA-256, and from its
+   * card the command that made it, its epochs, wall time and test accuracy; null: a random initialisation.
+   */
+  init: { path: string; sha256: string; command?: string; epochs?: number; seconds?: number; test_acc?: number } | null;
 }
 
 export const TRAIN_RUN_DEFAULTS: Omit<TrainRunConfig, 'dataset' | 'model'> = {
