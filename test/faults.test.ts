@@ -52,14 +52,20 @@ describe('one atomic checkpoint', () => {
     m.dispose();
   });
 
-  test('stale temporaries of interrupted writes are removed, nothing else', () => {
+  test('stale temporaries of interrupted writes are removed, a live process\'s write in flight and other files kept', () => {
     const dir = path.join(tmp, 'stale');
     fs.mkdirSync(path.join(dir, 'checkpoints'), { recursive: true });
-    const stale = [path.join(dir, 'checkpoints', '.last.json.1234.0123456789ab.tmp'), path.join(dir, '.metrics.jsonl.99.abcdefabcdef.tmp')];
+    // pids of processes that have exited (the writers were killed)
+    const dead = [spawnSync('true').pid!, spawnSync('true').pid!];
+    const stale = [path.join(dir, 'checkpoints', `.last.json.${dead[0]}.0123456789ab.tmp`), path.join(dir, `.metrics.jsonl.${dead[1]}.abcdefabcdef.tmp`), path.join(dir, 'checkpoints', 'last.safetensors.restore.tmp')];
     for (const f of stale) fs.writeFileSync(f, 'x');
+    // another rank (here: the test runner, alive) writing its config.json while this one tidies
+    const inFlight = path.join(dir, `.config.json.${process.ppid}.00112233aabb.tmp`);
+    fs.writeFileSync(inFlight, 'x');
     fs.writeFileSync(path.join(dir, 'notes.tmp'), 'mine');
     assert.deepEqual(removeStaleTemps(dir).sort(), stale.sort());
     assert.ok(fs.existsSync(path.join(dir, 'notes.tmp')));
+    assert.ok(fs.existsSync(inFlight));
   });
 });
 

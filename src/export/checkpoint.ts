@@ -220,9 +220,19 @@ export function resolveCheckpoint(base: string, log: (line: string) => void = ()
 
 /**
  * Removes what an interrupted atomic write leaves behind (`.<name>.<pid>.<hex>.tmp`, `*.restore.tmp`)
- * in a run folder and its subfolders (checkpoints/, samples/, ...): called before a run resumes, when
- * no other process of this run is writing. Returns the removed paths.
+ * in a run folder and its subfolders (checkpoints/, samples/, ...): called before a run resumes. A
+ * temporary whose name holds a live process's pid is kept (a write in flight). Returns the removed paths.
  */
+/** Whether a process with this pid exists on this machine (signal 0: EPERM means it exists). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 export function removeStaleTemps(dir: string, depth = 2): string[] {
   const removed: string[] = [];
   if (!existsSync(dir)) return removed;
@@ -237,6 +247,10 @@ export function removeStaleTemps(dir: string, depth = 2): string[] {
     if (isDir) {
       if (depth > 0) removed.push(...removeStaleTemps(p, depth - 1));
     } else if (/^\..+\.\d+\.[0-9a-f]{12}\.tmp$/.test(name) || name.endsWith('.restore.tmp')) {
+      // A temporary of a live process is an atomic write in flight (another rank of this run writing its
+      // config.json while rank 0 tidies before resuming): not stale.
+      const pid = /\.(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name)?.[1];
+      if (pid !== undefined && Number(pid) !== process.pid && processAlive(Number(pid))) continue;
       rmSync(p, { force: true });
       removed.push(p);
     }

@@ -85,7 +85,9 @@ export function runProducer(ctx: DetectDistillContext, method: DetectDistillMeth
       snapshots.delete(old);
     }
   };
-  const stopped = (): boolean => existsSync(feedFiles.stop(dir)) || process.ppid !== parent;
+  // Its folder gone: the run that started it is over (killed, and a resumed run has cleared the feed
+  // folder) — a write now would recreate the folder (writeFileAtomic makes parents) and leave it behind.
+  const stopped = (): boolean => existsSync(feedFiles.stop(dir)) || process.ppid !== parent || !existsSync(dir);
   const serveRequests = (): void => {
     for (const f of readdirSync(dir)) {
       const m = /^request-(\d+)$/.exec(f);
@@ -109,6 +111,7 @@ export function runProducer(ctx: DetectDistillContext, method: DetectDistillMeth
     manualSeed(iterationSeed(seed, it));
     tidy(() => {
       const b = method.synthesize(ctx, it);
+      if (stopped()) return;
       saveTensors(feedFiles.batch(dir, it, 0), { x: b.x }, { logs: JSON.stringify(b.logs) });
       for (let k = 1; k < perIt; k++) saveTensors(feedFiles.batch(dir, it, k), { x: method.extraBatch!(ctx, k) });
     });
