@@ -31,11 +31,12 @@ export function shippedTeachers(dir = join(ROOT, 'teachers')): string[] {
     .sort();
 }
 
-interface TeacherInit { command?: string; epochs?: number; seconds?: number }
 interface TeacherStage { command: string; epochs?: number; seconds?: number }
+/** A teacher's card with, for one made by `dfkd train --init`, the starting model's run in train.init. */
+type StagedCard = Pick<ModelCard, 'command' | 'epochs' | 'seconds'> & { train?: { init?: Partial<TeacherStage> | null } };
 
 /** The runs that made a teacher, first to last: the `--init` model's run (as its card recorded it), then its own. */
-export function teacherStages(card: Pick<ModelCard, 'command' | 'epochs' | 'seconds'> & { train?: { init?: TeacherInit | null } }): TeacherStage[] {
+export function teacherStages(card: StagedCard): TeacherStage[] {
   const own: TeacherStage = { command: card.command ?? '', epochs: card.epochs, seconds: card.seconds };
   const init = card.train?.init;
   if (!init) return [own];
@@ -48,7 +49,7 @@ export async function benchTeacher(o: TeacherBenchOptions): Promise<string> {
   const rows: Record<string, unknown>[] = [];
   for (const name of names) {
     let path = join(ROOT, 'teachers', name);
-    const card = JSON.parse(readFileSync(join(path, 'model.json'), 'utf8')) as ModelCard & { train?: { init?: TeacherInit | null } };
+    const card = JSON.parse(readFileSync(join(path, 'model.json'), 'utf8')) as ModelCard & StagedCard;
     // A teacher made in two stages (a run, then `dfkd train --init` from it): both commands, in order.
     const stages = teacherStages(card);
     let seconds = stages.every((st) => st.seconds !== undefined) ? stages.reduce((a, st) => a + st.seconds!, 0) : null;
@@ -95,7 +96,7 @@ export async function benchTeacher(o: TeacherBenchOptions): Promise<string> {
       test_acc: acc,
       recorded_test_acc: c.test_acc ?? null,
       seconds,
-      epochs: o.retrain || stages.length === 1 ? c.epochs ?? null : epochs,
+      epochs: stages.length === 1 ? c.epochs ?? null : epochs,
       params: model.numParameters(),
       flops: countFlops(model).flops,
       command,

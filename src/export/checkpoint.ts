@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { tensor, type DType, type Tensor, type TypedArray } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import { readSafetensorsFile, readSafetensorsHeader, writeSafetensorsFile, SafetensorsError, type RawTensor, type SafeDType } from './safetensors.js';
-import { atomicTempName, faultPoint, writeJsonAtomic } from '../util/fs.js';
+import { ATOMIC_TEMP, atomicTempName, faultPoint, writeJsonAtomic } from '../util/fs.js';
 
 const TO_SAFE: Partial<Record<DType, SafeDType>> = {
   float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
@@ -218,11 +218,11 @@ export function resolveCheckpoint(base: string, log: (line: string) => void = ()
   return 'previous';
 }
 
-/**
- * Removes what an interrupted atomic write leaves behind (`.<name>.<pid>.<hex>.tmp`, `*.restore.tmp`)
- * in a run folder and its subfolders (checkpoints/, samples/, ...): called before a run resumes. A
- * temporary whose name holds a live process's pid is kept (a write in flight). Returns the removed paths.
- */
+/** A temporary file of an atomic write (util/fs.ts's atomicTempName) or of a checkpoint restore. */
+export function isWriteTemporary(name: string): boolean {
+  return ATOMIC_TEMP.test(name) || name.endsWith('.restore.tmp');
+}
+
 /** Whether a process with this pid exists on this machine (signal 0: EPERM means it exists). */
 function processAlive(pid: number): boolean {
   try {
@@ -233,6 +233,11 @@ function processAlive(pid: number): boolean {
   }
 }
 
+/**
+ * Removes what an interrupted atomic write leaves behind (`.<name>.<pid>.<hex>.tmp`, `*.restore.tmp`)
+ * in a run folder and its subfolders (checkpoints/, samples/, ...): called before a run resumes. A
+ * temporary whose name holds a live process's pid is kept (a write in flight). Returns the removed paths.
+ */
 export function removeStaleTemps(dir: string, depth = 2): string[] {
   const removed: string[] = [];
   if (!existsSync(dir)) return removed;
@@ -246,10 +251,11 @@ export function removeStaleTemps(dir: string, depth = 2): string[] {
     }
     if (isDir) {
       if (depth > 0) removed.push(...removeStaleTemps(p, depth - 1));
-    } else if (/^\..+\.\d+\.[0-9a-f]{12}\.tmp$/.test(name) || name.endsWith('.restore.tmp')) {
+    } else {
+      if (!isWriteTemporary(name)) continue;
       // A temporary of a live process is an atomic write in flight (another rank of this run writing its
       // config.json while rank 0 tidies before resuming): not stale.
-      const pid = /\.(\d+)\.[0-9a-f]{12}\.tmp$/.exec(name)?.[1];
+      const pid = ATOMIC_TEMP.exec(name)?.[1];
       if (pid !== undefined && Number(pid) !== process.pid && processAlive(Number(pid))) continue;
       rmSync(p, { force: true });
       removed.push(p);

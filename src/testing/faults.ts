@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { isWriteTemporary } from '../export/checkpoint.js';
 import { manualSeed } from '../tensor/tensor.js';
 import { createDetector } from '../models/detr.js';
 import { loadDetectionDataset } from '../data/detection.js';
@@ -37,8 +38,6 @@ export interface FaultTrialResult {
   detail: string;
 }
 
-const TEMP = /(^\..+\.\d+\.[0-9a-f]{12}\.tmp$)|(\.restore\.tmp$)/;
-
 /** Temporary files and generator-process folders left anywhere under `dir`. */
 export function leftovers(dir: string): string[] {
   const found: string[] = [];
@@ -48,7 +47,7 @@ export function leftovers(dir: string): string[] {
       if (statSync(p).isDirectory()) {
         if (name === 'feed') found.push(p);
         walk(p);
-      } else if (TEMP.test(name)) found.push(p);
+      } else if (isWriteTemporary(name)) found.push(p);
     }
   };
   if (existsSync(dir)) walk(dir);

@@ -41,6 +41,9 @@ export function faultPoint(phase: string): void {
   for (;;) Atomics.wait(cell, 0, 0, 1000); // until killed
 }
 
+/** What atomicTempName makes: `.<name>.<pid>.<12 hex>.tmp`, the writer's pid captured. */
+export const ATOMIC_TEMP = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
 /** Name of the temporary sibling used while writing `target`. Exposed for tests/diagnostics. */
 export function atomicTempName(target: string): string {
   const dir = path.dirname(target);
