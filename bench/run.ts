@@ -62,6 +62,63 @@ const studentInitFlag = (): 'auto' | 'random' | 'select' => {
 };
 /** Tuned on the validation split (see the README); recorded in each result file. */
 const TUNED: Record<string, Record<string, number | boolean>> = {};
+/** Per-method hyper-parameters, later sources over earlier ones, method by method. */
+function mergeHparams(...sources: Record<string, Record<string, number | boolean>>[]): Record<string, Record<string, number | boolean>> {
+  const out: Record<string, Record<string, number | boolean>> = {};
+  for (const s of sources) for (const [m, h] of Object.entries(s)) out[m] = { ...out[m], ...h };
+  return out;
+}
+
+/** The flags each bench reads (anything else is refused, so a typo cannot start a long run with defaults). */
+const BENCH_FLAGS: Record<string, string[]> = {
+  list: [],
+  readme: ['check'],
+  detect: ['teacher', 'student', 'methods', 'minutes', 'scratch-epochs', 'batch', 'seed', 'jobs', 'only', 'tiny'],
+  feed: ['teacher', 'student', 'iterations', 'rounds', 'batch', 'tiny'],
+  ddp: ['teacher', 'student', 'method', 'seed', 'batch', 'iterations', 'rounds', 'minutes', 'tiny'],
+  faults: ['random-trials', 'tiny'],
+  infer: ['teacher-vit', 'student-vit', 'student-vit-fast', 'student-vit-lite', 'teacher-lenet5', 'student-lenet5', 'threads', 'ort-optimization', 'rounds', 'tiny'],
+  teacher: ['teachers', 'retrain', 'tiny'],
+  step: ['tiny'],
+  memory: ['tiny'],
+  distill: ['pair', 'dataset', 'teacher', 'student', 'methods', 'minutes', 'batch', 'seed', 'seeds', 'student-init', 'name', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
+  ablation: ['dataset', 'teacher', 'student', 'variants', 'minutes', 'batch', 'seed', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
+};
+/** Flags without a value. */
+const SWITCHES = new Set(['tiny', 'retrain', 'check']);
+
+/** The first flag `bench` does not read, or one missing its value, as a message; null when all are fine. */
+export function unknownFlags(bench: string, args: string[]): string | null {
+  const known = new Set(BENCH_FLAGS[bench] ?? []);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (!a.startsWith('--')) return `bench ${bench}: unexpected argument '${a}'`;
+    const f = a.slice(2);
+    if (!known.has(f)) return `bench ${bench}: unknown flag --${f}${known.size ? ` (it reads ${[...known].map((x) => `--${x}`).join(', ')})` : ' (it takes no flags)'}`;
+    if (SWITCHES.has(f)) continue;
+    const v = args[i + 1];
+    if (v === undefined || (v.startsWith('--') && Number.isNaN(Number(v)))) return `bench ${bench}: --${f} needs a value`;
+    i++;
+  }
+  return null;
+}
+
+/** --hparams '{"tgan": {"warmupSteps": 100}}': per-method overrides of the methods' defaults. */
+const hparamsFlag = (): Record<string, Record<string, number | boolean>> => {
+  const raw = flag('hparams', '');
+  if (!raw) return {};
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch (e) {
+    throw new Error(`--hparams: not JSON (${(e as Error).message}); expected e.g. '{"tgan":{"warmupSteps":100}}'`);
+  }
+  const ok = (o: unknown): o is Record<string, unknown> => typeof o === 'object' && o !== null && !Array.isArray(o);
+  if (!ok(v) || !Object.values(v).every((m) => ok(m) && Object.values(m).every((x) => typeof x === 'number' || typeof x === 'boolean'))) {
+    throw new Error(`--hparams: expected {"<method>": {"<name>": number | boolean, …}, …}, got ${raw}`);
+  }
+  return v as Record<string, Record<string, number | boolean>>;
+};
 
 const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
   list: () => benchList(),
@@ -120,7 +177,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
       seed: Number(flag('seed', '0')), seeds: seedsFlag(), studentInit: init,
       // a table of its own per budget and init, so that one never overwrites another
       name: flag('name', '') || `${baseName}${tiny ? '-tiny' : ''}${flag('minutes', '') ? `-${flag('minutes', '')}min` : ''}${init === 'random' ? '-random-init' : ''}`,
-      tiny, hparams: { ...TUNED, ...pair?.hparams }, jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined, threads: benchThreads(),
+      tiny, hparams: mergeHparams(TUNED, pair?.hparams ?? {}, hparamsFlag()), jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined, threads: benchThreads(),
     });
   },
   ablation: (tiny) => {
@@ -128,16 +185,33 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     return benchAblation({
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'), methods: ['tgan'],
       variants: flag('variants', Object.keys(ABLATIONS).join(',')).split(','), minutes: Number(flag('minutes', '5')),
-      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), tiny, hparams: TUNED, jobs: Number(flag('jobs', '1')),
+      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), tiny, hparams: mergeHparams(TUNED, hparamsFlag()), jobs: Number(flag('jobs', '1')),
       only: flag('only', '') || undefined, threads: benchThreads(),
     });
   },
 };
 
+const USAGE = `usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [flags]\n${Object.entries(BENCH_FLAGS).map(([b, f]) => `  ${b.padEnd(9)}${(f.length ? f.map((x) => (SWITCHES.has(x) ? `[--${x}]` : `[--${x} v]`)).join(' ') : '(no flags)')}`).join('\n')}\n  readme --check writes nothing and exits 1 if the README's tables and bench/results differ; distill/ablation --hparams '{"tgan":{"warmupSteps":100}}' overrides method hyper-parameters (recorded in the result file)\n`;
 const [name, ...flags] = process.argv.slice(2);
+if (name === '--help' || name === '-h' || flags.includes('--help') || flags.includes('-h')) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 const run = name ? BENCHES[name] : undefined;
 if (!run) {
-  process.stderr.write(`usage: npm run bench -- <${Object.keys(BENCHES).join('|')}> [--tiny] [--dataset mnist] [--minutes 5] [--pair mnist-vit|fashion-vit|fashion-lenet|mnist-lenet] [--seeds 0,1,2] [--student-init random] [--methods a,b] [--jobs 2] [--threads 1] [--teachers a,b] [--retrain]\n       npm run bench -- readme [--check]   (README.md's result tables from bench/results/*.json; --check writes nothing, exits 1 if they differ)\n`);
+  process.stderr.write(name ? `unknown bench '${name}'\n${USAGE}` : USAGE);
   process.exit(2);
 }
-await run(flags.includes('--tiny'));
+// A mistyped flag would otherwise be ignored and an hours-long bench run with the wrong settings.
+const unknown = unknownFlags(name!, flags);
+if (unknown) {
+  process.stderr.write(`${unknown}\n${USAGE}`);
+  process.exit(2);
+}
+try {
+  await run(flags.includes('--tiny'));
+} catch (e) {
+  // a bad flag value or a failed run: its message, not a stack trace (DFKD_DEBUG=1 for the stack)
+  process.stderr.write(`bench ${name}: ${process.env.DFKD_DEBUG ? (e as Error).stack : (e as Error).message}\n`);
+  process.exit(1);
+}

@@ -270,6 +270,27 @@ describe('the objectives move the right way', () => {
     ctx.student.dispose();
   });
 
+  test('tgan --warmup-steps: the first k iterations train the generator alone (student untouched, nothing banked), then the student steps', () => {
+    const ctx = makeCtx(1);
+    const method = makeMethod('tgan', ctx, 12, { warmupSteps: 2 });
+    const s0 = snapshot(ctx.student);
+    const g0 = method.stateDict();
+    assert.deepEqual([0, 1, 2, 3].map((i) => method.studentStepsAt!(i)), [0, 0, 2, 2]);
+    distillLoop(ctx, method, loopCfg(2), freshDir('tgan-warmup'), valSmall);
+    assert.equal(maxStateDiff(s0, snapshot(ctx.student)), 0, 'the student moved during the warm-up');
+    const g1 = method.stateDict();
+    assert.equal(g1.tensors['bank.count']!.item(), 0, 'warm-up batches were banked');
+    const genKeys = Object.keys(g0.tensors).filter((k) => k.startsWith('gen.') && !k.includes('optim'));
+    assert.ok(genKeys.length > 0 && genKeys.some((k) => T.tidy(() => g0.tensors[k]!.sub(g1.tensors[k]!).abs().max().item()) > 0), 'the generator did not train');
+    // one more iteration: the student steps and the batch is banked
+    distillLoop(ctx, method, loopCfg(3), freshDir('tgan-warmup-after'), valSmall);
+    assert.ok(maxStateDiff(s0, snapshot(ctx.student)) > 0, 'the student did not move after the warm-up');
+    for (const k of [-1, 1.5]) assert.throws(() => makeMethod('tgan', ctx, 1, { warmupSteps: k }), /warmup-steps/);
+    T.dispose([g0.tensors, g1.tensors]);
+    method.dispose();
+    ctx.student.dispose();
+  });
+
   test('tgan --w-cr: bad contrastive hyper-parameters are refused with the flag named', () => {
     const ctx = makeCtx(1);
     for (const [extra, re] of [
@@ -386,6 +407,8 @@ describe('resume', () => {
     ['tgan', 'tgan', {}],
     // the contrastive add-on: its projection head, its Adam state and its feature memory resume too
     ['tgan --w-cr', 'tgan', TGAN_CR],
+    // stopped inside the generator-only warm-up, resumed across its end
+    ['tgan --warmup-steps', 'tgan', { warmupSteps: 3 }],
     ['deepinv', 'deepinv', {}],
   ];
   for (const [label, name, extra] of variants) {

@@ -73,8 +73,11 @@ export interface DriverHooks<B extends { logs: Record<string, number> }> {
   baseLr: number;
   /** The synthesis step of an iteration (inside tidy): the batch the student steps train on, and its losses. */
   synthesize: (iteration: number) => B;
-  /** Student steps per iteration; their losses are averaged into the iteration's logs. */
-  studentSteps: number;
+  /**
+   * Student steps per iteration (or per iteration number: a method's generator warm-up has 0); their
+   * losses are averaged into the iteration's logs.
+   */
+  studentSteps: number | ((iteration: number) => number);
   /**
    * Student step k on the iteration's batch: returns its losses. A non-finite loss throws NaNLossError
    * (or is returned and caught here); the driver adds the iteration and where the last good checkpoint is.
@@ -194,8 +197,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
       logs = tidy(() => {
         const batch = h.synthesize(it);
         const l: Record<string, number> = { ...batch.logs };
-        for (let k = 0; k < h.studentSteps; k++) {
-          for (const [key, v] of Object.entries(h.studentStep(batch, k))) l[key] = (l[key] ?? 0) + v / h.studentSteps;
+        const steps = typeof h.studentSteps === 'function' ? h.studentSteps(it) : h.studentSteps;
+        for (let k = 0; k < steps; k++) {
+          for (const [key, v] of Object.entries(h.studentStep(batch, k))) l[key] = (l[key] ?? 0) + v / steps;
         }
         return l;
       });

@@ -69,7 +69,7 @@ export function distillLoop(
       // The collapse guard's figures (collapse.ts): what the teacher decides on this batch.
       return { ...batch, logs: { ...batch.logs, ...synthesisFigures(ctx.teacher, batch.x, ctx.numClasses) } };
     },
-    studentSteps: method.studentStepsPerIteration,
+    studentSteps: method.studentStepsAt ? (it) => method.studentStepsAt!(it) : method.studentStepsPerIteration,
     studentStep: (fresh, k) => {
       const batch: SyntheticBatch = method.studentBatch ? method.studentBatch(ctx, fresh, k) : fresh;
       const { loss, logs } = method.studentLoss(ctx, batch);

@@ -45,6 +45,8 @@ export interface DistillMethod {
   readonly name: string;
   /** Student updates per synthesis step (e.g. DFAD's 5, ZSKT's 10). */
   readonly studentStepsPerIteration: number;
+  /** When set, the student steps of iteration i instead (e.g. 0 during a generator-only warm-up). */
+  studentStepsAt?(iteration: number): number;
   /** Learning rate and optimiser of the student, as the method's paper sets them. */
   readonly studentOptimizer: { kind: 'adam' | 'sgd'; lr: number; momentum?: number; weightDecay?: number };
   /** Synthesises a batch and updates the generator (or image bank). Called once per iteration. */

@@ -93,6 +93,12 @@ export const TGAN_DEFAULTS = {
   augScale: 0.15,
   augShift: 2,
   augRotate: 10,
+  /**
+   * Generator-only warm-up: the first warmupSteps iterations train the generator alone (the same L_G,
+   * against the initial student; their images are not banked), so that the student's first batches
+   * are not the initial generator's few-class blobs. 0 = the seed method. They count as iterations.
+   */
+  warmupSteps: 0,
   /** Weight of CMI's contrastive diversity term in L_G (0 = off, the seed method). */
   wCr: 0,
   /** Its InfoNCE temperature, projection width, memory (batches) and negatives per step (CMI's values). */
@@ -132,6 +138,7 @@ export class Tgan implements DistillMethod {
     this.hparams = h;
     const check = hparamChecks('tgan');
     check.nonNegative('wCr', h.wCr);
+    check.int('warmupSteps', h.warmupSteps, 0);
     check.positive('tauCr', h.tauCr);
     for (const k of ['crHeadDim', 'crMemoryBatches', 'crNegatives'] as const) check.int(k, h[k], 1);
     if (!(h.crLocalMinScale > 0 && h.crLocalMinScale <= 1)) throw new RangeError(`tgan: --cr-local-min-scale must be in (0, 1], got ${h.crLocalMinScale}`);
@@ -162,7 +169,20 @@ export class Tgan implements DistillMethod {
       : null;
   }
 
-  synthesize(ctx: DistillContext): SyntheticBatch {
+  /** No student steps during the generator-only warm-up (warmupSteps iterations), then studentSteps. */
+  studentStepsAt(iteration: number): number {
+    return iteration < this.hparams.warmupSteps ? 0 : this.studentStepsPerIteration;
+  }
+
+  synthesize(ctx: DistillContext, iteration: number): SyntheticBatch {
+    const { x, labels, logs } = this.generatorStep(ctx);
+    // the warm-up's batches train no student and are not replayed later
+    if (iteration >= this.hparams.warmupSteps) this.bank.add(x);
+    return { x, y: labels, logs };
+  }
+
+  /** One generator step on L_G; the batch made (detached) and the step's losses. */
+  private generatorStep(ctx: DistillContext): { x: Tensor; labels: Tensor | undefined; logs: Record<string, number> } {
     const h = this.hparams;
     const z = this.gen.latent(ctx.batchSize);
     const labels = h.conditional ? randint(0, ctx.numClasses, [ctx.batchSize]) : undefined;
@@ -189,11 +209,9 @@ export class Tgan implements DistillMethod {
       this.cr.opt.step();
       this.cr.remember(tOut.feature);
     }
-    const fresh = x.detach();
-    this.bank.add(fresh);
     const logs: Record<string, number> = { 'G/adv': adv.item(), 'G/attn': attn.item(), 'G/oh': oh.item(), 'G/ie': ie.item(), 'G/total': lossG.item() };
     if (cr) logs['G/cr'] = cr.item();
-    return { x: fresh, y: labels, logs };
+    return { x: x.detach(), labels, logs };
   }
 
   studentBatch(ctx: DistillContext, fresh: SyntheticBatch, k: number): SyntheticBatch {
