@@ -226,27 +226,38 @@ export const ABLATIONS: Record<string, { hparams: Record<string, number | boolea
   'random-init': { hparams: {}, studentInit: 'random' },
   // issue 15's diversity add-on: CMI's contrastive term in L_G at CMI's weight
   'with-contrastive': { hparams: { wCr: 0.8 } },
+  // issue 15: the generator-only warm-up (generator alone for the first 100 iterations)
+  'with-warmup': { hparams: { warmupSteps: 100 } },
 };
 
 export async function benchAblation(o: DistillBenchOptions & { variants: string[] }): Promise<string> {
-  const name = `ablation-${o.dataset}${o.tiny ? '-tiny' : ''}`;
+  const name = o.name ?? `ablation-${o.dataset}${o.tiny ? '-tiny' : ''}`;
   const runsDir = join(BENCH_DIR, 'runs', name);
+  const seeds = o.seeds ?? [o.seed];
   const rows: Record<string, unknown>[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
   const base = o.hparams?.tgan ?? {};
-  const runVariant = (variant: string): ReturnType<typeof runOne> => {
+  const runVariant = (variant: string, seed: number): ReturnType<typeof runOne> => {
     const v = ABLATIONS[variant];
     if (!v) throw new Error(`unknown ablation '${variant}'; available: ${Object.keys(ABLATIONS).join(', ')}`);
-    return runOne(o, 'tgan', variant, { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto');
+    return runOne(o, 'tgan', runLabel(o, variant, seed), { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto', seed);
   };
-  if (o.only) return runVariant(o.only).result.method;
-  if ((o.jobs ?? 1) > 1) await runInParallel(o.variants, o.jobs!, process.argv.slice(1));
-  for (const variant of o.variants) {
-    const { result, curve: c } = runVariant(variant);
-    rows.push({ variant, test_acc: result.test_acc, retention: result.retention, iterations: result.iterations, seconds: result.seconds });
-    curves.push({ name: variant, points: c });
+  for (const v of [...o.variants, ...(o.only ? [o.only.split('@')[0]!] : [])]) {
+    if (!ABLATIONS[v]) throw new Error(`unknown ablation '${v}'; available: ${Object.keys(ABLATIONS).join(', ')}`);
   }
-  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, base_hparams: base, ablations: ABLATIONS, ...runThreads(o) }, results: rows });
+  if (o.only) {
+    const [variant, s] = o.only.split('@');
+    return runVariant(variant!, s === undefined ? o.seed : Number(s)).result.method;
+  }
+  if ((o.jobs ?? 1) > 1) await runInParallel(o.variants.flatMap((v) => seeds.map((s) => runLabel(o, v, s))), o.jobs!, process.argv.slice(1));
+  for (const variant of o.variants) {
+    const runs = seeds.map((seed) => ({ seed, ...runVariant(variant, seed) }));
+    // one seed: the row as before; several: the distill table's means, stds and per-seed figures
+    const { method: _m, teacher: _t, student: _s, data_free: _d, ...stats } = seedRow('tgan', runs);
+    rows.push({ variant, ...stats });
+    for (const r of runs) curves.push({ name: seeds.length > 1 ? `${variant} (seed ${r.seed})` : variant, points: r.curve });
+  }
+  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, seeds, base_hparams: base, ablations: ABLATIONS, ...runThreads(o) }, results: rows });
   writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, { title: `tgan ablation on ${o.dataset}`, xLabel: 'seconds', yLabel: 'student validation accuracy' });
   return file;
 }

@@ -110,6 +110,7 @@ const ABLATION_LABELS: Record<string, string> = {
   unconditional: 'an unconditional generator',
   'random-init': 'student from random init',
   'with-contrastive': "CMI's contrastive term, w_cr = 0.8",
+  'with-warmup': 'generator alone for the first 100 iterations',
 };
 
 /** ablation-*.json: one row per variant; an unknown variant is described by its recorded overrides. */
@@ -122,7 +123,7 @@ export function ablationTable(r: ResultFile): string {
     if (a?.studentInit) parts.push(`student init ${a.studentInit}`);
     return parts.join(', ') || '—';
   };
-  const rows = r.results.map((row) => [code(row.variant), describe(String(row.variant)), pct(row.test_acc, 2), pct(row.retention, 1), count(row.iterations)]);
+  const rows = r.results.map((row) => [code(row.variant), describe(String(row.variant)), seedFigure(row, 'test_acc', 2, true), seedFigure(row, 'retention', 1, false), count(row.iterations)]);
   return markdownTable(['variant', 'what changes', 'test accuracy', 'retention', 'iterations'], rows);
 }
 

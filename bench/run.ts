@@ -82,7 +82,7 @@ const BENCH_FLAGS: Record<string, string[]> = {
   step: ['tiny'],
   memory: ['tiny'],
   distill: ['pair', 'dataset', 'teacher', 'student', 'methods', 'minutes', 'batch', 'seed', 'seeds', 'student-init', 'name', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
-  ablation: ['dataset', 'teacher', 'student', 'variants', 'minutes', 'batch', 'seed', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
+  ablation: ['dataset', 'teacher', 'student', 'variants', 'minutes', 'batch', 'seed', 'seeds', 'name', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
 };
 /** Flags without a value. */
 const SWITCHES = new Set(['tiny', 'retrain', 'check']);
@@ -185,7 +185,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     return benchAblation({
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'), methods: ['tgan'],
       variants: flag('variants', Object.keys(ABLATIONS).join(',')).split(','), minutes: Number(flag('minutes', '5')),
-      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), tiny, hparams: mergeHparams(TUNED, hparamsFlag()), jobs: Number(flag('jobs', '1')),
+      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), seeds: seedsFlag(), name: flag('name', '') || undefined, tiny, hparams: mergeHparams(TUNED, hparamsFlag()), jobs: Number(flag('jobs', '1')),
       only: flag('only', '') || undefined, threads: benchThreads(),
     });
   },

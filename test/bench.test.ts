@@ -124,6 +124,57 @@ describe('bench distill --seeds (tiny)', () => {
   });
 });
 
+describe('bench: flags', () => {
+  const bench = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist/bench/run.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
+  test('--help prints every bench with its flags and runs nothing (exit 0)', () => {
+    const r = bench('distill', '--help');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /distill .*--seeds v.*--hparams v/);
+    assert.match(r.stdout, /ablation .*--variants v/);
+    assert.doesNotMatch(r.stderr, /==/); // no run started
+  });
+  test('a flag the bench does not read, a missing value, an unknown bench, bad --hparams: a message naming it, exit ≠ 0, nothing run', () => {
+    for (const [args, re, code] of [
+      [['distill', '--minute', '5'], /unknown flag --minute .*--minutes/, 2],
+      [['distill', '--methods'], /--methods needs a value/, 2],
+      [['infer', '--seeds', '0,1'], /bench infer: unknown flag --seeds/, 2],
+      [['distil'], /unknown bench 'distil'/, 2],
+      [['distill', '--tiny', '--hparams', '{"tgan": {"warmupSteps": "x"}}'], /--hparams: expected/, 1],
+      [['ablation', '--tiny', '--variants', 'full,no-such'], /unknown ablation 'no-such'/, 1],
+    ] as const) {
+      const r = bench(...args);
+      assert.equal(r.status, code, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re);
+      assert.doesNotMatch(r.stderr, /^\s+at /m); // a message, not a stack trace
+    }
+  });
+});
+
+describe('bench ablation --seeds (tiny)', () => {
+  test('two seeds of one variant: one row with the mean ± std, per_seed, variant@seed run folders', { timeout: 150_000 }, () => {
+    const name = 'ablation-seeds-test-tiny';
+    rmSync(join(ROOT, 'bench/runs', name), { recursive: true, force: true });
+    const r = spawnSync(process.execPath, [join(ROOT, 'dist/bench/run.js'), 'ablation', '--tiny', '--variants', 'with-warmup', '--seeds', '0,1', '--name', name], { cwd: ROOT, encoding: 'utf8', env: { ...process.env, VIT_DFKD_THREADS: '1' }, timeout: 140_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const file = join(ROOT, 'bench/results', `${name}.json`);
+    const res = JSON.parse(readFileSync(file, 'utf8')) as { config: Record<string, unknown>; results: Record<string, unknown>[] };
+    rmSync(file, { force: true });
+    rmSync(join(ROOT, 'bench/results', `${name}.html`), { force: true });
+    assert.deepEqual(res.config.seeds, [0, 1]);
+    const [row] = res.results;
+    assert.equal(row!.variant, 'with-warmup');
+    const per = row!.per_seed as { seed: number; retention: number }[];
+    assert.deepEqual(per.map((p) => p.seed), [0, 1]);
+    assert.equal(row!.retention_mean, meanStd(per.map((p) => p.retention)).mean);
+    for (const s of [0, 1]) {
+      const cfg = JSON.parse(readFileSync(join(ROOT, 'bench/runs', name, `with-warmup@${s}`, 'config.json'), 'utf8')) as { method_hparams: Record<string, unknown>; loop: { seed: number } };
+      assert.equal(cfg.method_hparams.warmupSteps, 100);
+      assert.equal(cfg.loop.seed, s);
+    }
+    rmSync(join(ROOT, 'bench/runs', name), { recursive: true, force: true });
+  });
+});
+
 describe('bench detect --jobs 2 (tiny)', () => {
   test('scratch and a method run as child processes on the parent\'s tiny teacher; the table has teacher, scratch and the method', { timeout: 300_000 }, () => {
     const args = [join(ROOT, 'dist/bench/run.js'), 'detect', '--tiny', '--methods', 'dfad', '--jobs', '2'];
