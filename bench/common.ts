@@ -39,10 +39,15 @@ export interface BenchResult {
 }
 
 /** Writes bench/results/<name>.json (atomically) and prints the rows as a table. */
+/** A word as a POSIX shell reads it back: as is when plain, else in single quotes ('\'' for a quote). */
+export function shellQuote(w: string): string {
+  return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
+}
+
 export function report(r: BenchResult, outDir = join(BENCH_DIR, 'results')): string {
   const file = join(outDir, `${r.name}.json`);
   // The exact command, so that a figure can be regenerated (issue 17).
-  const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`;
+  const command = `npm run bench -- ${process.argv.slice(2).map(shellQuote).join(' ')}`;
   writeJsonAtomic(file, { ...r, commit: gitCommit(), date: new Date().toISOString(), machine: machine(), command });
   printTable(r.results);
   if (r.summary) process.stdout.write(`summary: ${JSON.stringify(r.summary)}\n`);

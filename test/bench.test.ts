@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { finishedRun, loopConfig, meanStd } from '../bench/distill.js';
+import { shellQuote } from '../bench/common.js';
 import { listResults } from '../bench/list.js';
 import { METHODS } from '../src/distill/methods/index.js';
 
@@ -125,6 +126,13 @@ describe('bench distill --seeds (tiny)', () => {
 });
 
 describe('bench: flags', () => {
+  test('the recorded command quotes what a shell would split or expand (shellQuote)', () => {
+    assert.equal(shellQuote('--seeds'), '--seeds');
+    assert.equal(shellQuote('0,1,2'), '0,1,2');
+    assert.equal(shellQuote('{"tgan":{"warmupSteps":100}}'), `'{"tgan":{"warmupSteps":100}}'`);
+    assert.equal(shellQuote("it's"), `'it'\\''s'`);
+    assert.equal(shellQuote(''), "''");
+  });
   const bench = (...args: string[]) => spawnSync(process.execPath, [join(ROOT, 'dist/bench/run.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
   test('--help prints every bench with its flags and runs nothing (exit 0)', () => {
     const r = bench('distill', '--help');

@@ -107,6 +107,9 @@ export const TGAN_DEFAULTS = {
    * Generator-only warm-up: the first warmupSteps iterations train the generator alone (the same L_G,
    * against the initial student; their images are not banked), so that the student's first batches
    * are not the initial generator's few-class blobs. 0 = the seed method. They count as iterations.
+   * Measured (97.51% MNIST teacher → vit-student-28, 10 min, seeds 0–2, two 1-thread runs side by
+   * side): 100 warm-up steps 77.05 ± 8.96% test vs 81.16 ± 4.20% without — seed 0 +3.2, seed 1 −0.3,
+   * seed 2 −15 (its generator collapsed during the warm-up itself, against the fixed student). Off.
    */
   warmupSteps: 0,
   /** Weight of CMI's contrastive diversity term in L_G (0 = off, the seed method). */
