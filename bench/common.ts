@@ -38,12 +38,12 @@ export interface BenchResult {
   summary?: Record<string, unknown>;
 }
 
-/** Writes bench/results/<name>.json (atomically) and prints the rows as a table. */
 /** A word as a POSIX shell reads it back: as is when plain, else in single quotes ('\'' for a quote). */
 export function shellQuote(w: string): string {
   return /^[\w@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`;
 }
 
+/** Writes bench/results/<name>.json (atomically) and prints the rows as a table. */
 export function report(r: BenchResult, outDir = join(BENCH_DIR, 'results')): string {
   const file = join(outDir, `${r.name}.json`);
   // The exact command, so that a figure can be regenerated (issue 17).

@@ -135,6 +135,12 @@ export function meanStd(xs: number[]): { mean: number; std: number } {
   return { mean, std };
 }
 
+/** A `--only` child's label (runLabel's inverse): the method or variant, and its seed (`@seed`, else the default). */
+function parseOnly(label: string, defaultSeed: number): { name: string; seed: number } {
+  const [name, s] = label.split('@');
+  return { name: name!, seed: s === undefined ? defaultSeed : Number(s) };
+}
+
 /** A run's label: the method alone for a one-seed table (the folders of earlier tables), else method@seed. */
 function runLabel(o: DistillBenchOptions, method: string, seed: number): string {
   return o.seeds ? `${method}@${seed}` : method;
@@ -172,8 +178,8 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
   const one = (method: string, seed: number): ReturnType<typeof runOne> =>
     runOne(o, method, runLabel(o, method, seed), o.hparams?.[method] ?? {}, runsDir, o.studentInit ?? 'auto', seed);
   if (o.only) {
-    const [method, s] = o.only.split('@');
-    return one(method!, s === undefined ? o.seed : Number(s)).result.method;
+    const only = parseOnly(o.only, o.seed);
+    return one(only.name, only.seed).result.method;
   }
   const labels = o.methods.flatMap((m) => seeds.map((s) => runLabel(o, m, s)));
   if ((o.jobs ?? 1) > 1) await runInParallel(labels, o.jobs!, process.argv.slice(1));
@@ -237,18 +243,16 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
   const rows: Record<string, unknown>[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
   const base = o.hparams?.tgan ?? {};
-  const runVariant = (variant: string, seed: number): ReturnType<typeof runOne> => {
-    const v = ABLATIONS[variant];
-    if (!v) throw new Error(`unknown ablation '${variant}'; available: ${Object.keys(ABLATIONS).join(', ')}`);
-    return runOne(o, 'tgan', runLabel(o, variant, seed), { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto', seed);
-  };
-  for (const v of [...o.variants, ...(o.only ? [o.only.split('@')[0]!] : [])]) {
+  const only = o.only ? parseOnly(o.only, o.seed) : null;
+  // every variant checked before any run starts (a typo must not surface an hour in)
+  for (const v of only ? [only.name] : o.variants) {
     if (!ABLATIONS[v]) throw new Error(`unknown ablation '${v}'; available: ${Object.keys(ABLATIONS).join(', ')}`);
   }
-  if (o.only) {
-    const [variant, s] = o.only.split('@');
-    return runVariant(variant!, s === undefined ? o.seed : Number(s)).result.method;
-  }
+  const runVariant = (variant: string, seed: number): ReturnType<typeof runOne> => {
+    const v = ABLATIONS[variant]!;
+    return runOne(o, 'tgan', runLabel(o, variant, seed), { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto', seed);
+  };
+  if (only) return runVariant(only.name, only.seed).result.method;
   if ((o.jobs ?? 1) > 1) await runInParallel(o.variants.flatMap((v) => seeds.map((s) => runLabel(o, v, s))), o.jobs!, process.argv.slice(1));
   for (const variant of o.variants) {
     const runs = seeds.map((seed) => ({ seed, ...runVariant(variant, seed) }));

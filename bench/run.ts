@@ -88,7 +88,7 @@ const BENCH_FLAGS: Record<string, string[]> = {
 const SWITCHES = new Set(['tiny', 'retrain', 'check']);
 
 /** The first flag `bench` does not read, or one missing its value, as a message; null when all are fine. */
-export function unknownFlags(bench: string, args: string[]): string | null {
+function unknownFlags(bench: string, args: string[]): string | null {
   const known = new Set(BENCH_FLAGS[bench] ?? []);
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
