@@ -28,6 +28,8 @@ export interface DistillBenchOptions {
   name?: string;
   /** How every student starts (default auto: weight selection where the pair allows it). */
   studentInit?: StudentInit;
+  /** The loop's --student-ema decay for every run (absent: off; recorded in each run's loop config). */
+  studentEma?: number;
   tiny?: boolean;
   /** Per-method hyper-parameter overrides (e.g. the tuned values), recorded in the result file. */
   hparams?: Record<string, Record<string, number | boolean>>;
@@ -51,7 +53,7 @@ function runThreads(o: Pick<DistillBenchOptions, 'jobs' | 'threads'>): { threads
   return { threads_per_run: jobs > 1 ? 1 : o.threads ?? null, jobs };
 }
 
-export function loopConfig(o: Pick<DistillBenchOptions, 'tiny' | 'minutes' | 'batch' | 'seed'>): LoopConfig {
+export function loopConfig(o: Pick<DistillBenchOptions, 'tiny' | 'minutes' | 'batch' | 'seed' | 'studentEma'>): LoopConfig {
   // Long budgets evaluate half as often (the evaluations count against the budget).
   const long = !o.tiny && o.minutes >= 10;
   return {
@@ -64,6 +66,7 @@ export function loopConfig(o: Pick<DistillBenchOptions, 'tiny' | 'minutes' | 'ba
     checkpointEvery: o.tiny ? 2 : long ? 50 : 100,
     cosine: true,
     clipNorm: 5,
+    ...(o.studentEma ? { studentEma: o.studentEma } : {}),
   };
 }
 
@@ -198,7 +201,7 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
     name,
     config: {
       dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_method: o.minutes, batch: o.batch, seeds,
-      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {}, ...runThreads(o),
+      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {}, ...(o.studentEma ? { student_ema: o.studentEma } : {}), ...runThreads(o),
     },
     results: rows,
     summary: { teacher_acc: teacherAcc, best_method: best?.method ?? null, best_retention: best?.retention ?? null, best_retention_std: best?.retention_std ?? null },
@@ -261,7 +264,7 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
     rows.push({ variant, ...stats });
     for (const r of runs) curves.push({ name: seeds.length > 1 ? `${variant} (seed ${r.seed})` : variant, points: r.curve });
   }
-  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, seeds, base_hparams: base, ablations: ABLATIONS, ...runThreads(o) }, results: rows });
+  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, seeds, base_hparams: base, ablations: ABLATIONS, ...(o.studentEma ? { student_ema: o.studentEma } : {}), ...runThreads(o) }, results: rows });
   writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, { title: `tgan ablation on ${o.dataset}`, xLabel: 'seconds', yLabel: 'student validation accuracy' });
   return file;
 }

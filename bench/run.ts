@@ -55,6 +55,12 @@ const seedsFlag = (): number[] | undefined => {
   if (seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new Error(`--seeds: expected comma-separated non-negative integers, got '${s}'`);
   return seeds;
 };
+/** --student-ema <decay>: 0 (off, the default) or in (0, 1). */
+const studentEmaFlag = (): number | undefined => {
+  const v = Number(flag('student-ema', '0'));
+  if (!(v >= 0 && v < 1)) throw new Error(`--student-ema: expected 0 (off) or a decay in (0, 1), got '${flag('student-ema', '0')}'`);
+  return v > 0 ? v : undefined;
+};
 const studentInitFlag = (): 'auto' | 'random' | 'select' => {
   const v = flag('student-init', 'auto');
   if (v !== 'auto' && v !== 'random' && v !== 'select') throw new Error(`--student-init: auto, random or select, got '${v}'`);
@@ -81,8 +87,8 @@ const BENCH_FLAGS: Record<string, string[]> = {
   teacher: ['teachers', 'retrain', 'tiny'],
   step: ['tiny'],
   memory: ['tiny'],
-  distill: ['pair', 'dataset', 'teacher', 'student', 'methods', 'minutes', 'batch', 'seed', 'seeds', 'student-init', 'name', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
-  ablation: ['dataset', 'teacher', 'student', 'variants', 'minutes', 'batch', 'seed', 'seeds', 'name', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
+  distill: ['pair', 'dataset', 'teacher', 'student', 'methods', 'minutes', 'batch', 'seed', 'seeds', 'student-init', 'student-ema', 'name', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
+  ablation: ['dataset', 'teacher', 'student', 'variants', 'minutes', 'batch', 'seed', 'seeds', 'student-ema', 'name', 'hparams', 'jobs', 'only', 'threads', 'tiny'],
 };
 /** Flags without a value. */
 const SWITCHES = new Set(['tiny', 'retrain', 'check']);
@@ -174,7 +180,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     return benchDistill({
       dataset, teacher: flag('teacher', pair?.teacher ?? TEACHERS[dataset] ?? ''), student: flag('student', pair?.student ?? 'vit-student-28'),
       methods: flag('methods', pair?.methods ?? ALL_METHODS).split(','), minutes: Number(flag('minutes', '5')), batch: Number(flag('batch', '64')),
-      seed: Number(flag('seed', '0')), seeds: seedsFlag(), studentInit: init,
+      seed: Number(flag('seed', '0')), seeds: seedsFlag(), studentInit: init, studentEma: studentEmaFlag(),
       // a table of its own per budget and init, so that one never overwrites another
       name: flag('name', '') || `${baseName}${tiny ? '-tiny' : ''}${flag('minutes', '') ? `-${flag('minutes', '')}min` : ''}${init === 'random' ? '-random-init' : ''}`,
       tiny, hparams: mergeHparams(TUNED, pair?.hparams ?? {}, hparamsFlag()), jobs: Number(flag('jobs', '1')), only: flag('only', '') || undefined, threads: benchThreads(),
@@ -185,7 +191,7 @@ const BENCHES: Record<string, (tiny: boolean) => Promise<string>> = {
     return benchAblation({
       dataset, teacher: flag('teacher', TEACHERS[dataset] ?? ''), student: flag('student', 'vit-student-28'), methods: ['tgan'],
       variants: flag('variants', Object.keys(ABLATIONS).join(',')).split(','), minutes: Number(flag('minutes', '5')),
-      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), seeds: seedsFlag(), name: flag('name', '') || undefined, tiny, hparams: mergeHparams(TUNED, hparamsFlag()), jobs: Number(flag('jobs', '1')),
+      batch: Number(flag('batch', '64')), seed: Number(flag('seed', '0')), seeds: seedsFlag(), studentEma: studentEmaFlag(), name: flag('name', '') || undefined, tiny, hparams: mergeHparams(TUNED, hparamsFlag()), jobs: Number(flag('jobs', '1')),
       only: flag('only', '') || undefined, threads: benchThreads(),
     });
   },

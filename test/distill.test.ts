@@ -398,23 +398,78 @@ describe('the objectives move the right way', () => {
 
 // ---------------------------------------------------------------------------------------------
 
+describe('--student-ema', () => {
+  test('the reported student is the average θ̄ ← d_t·θ̄ + (1 − d_t)·θ of the iterates (d_t = min(d, (1+t)/(10+t))), evaluated in its place; the raw student is in the checkpoint', () => {
+    const N = 3;
+    const d = 0.6;
+    const ctx = makeCtx(1);
+    const m = makeMethod('tgan', ctx, 2);
+    // the average by hand, from the student after each iteration (onIteration runs right after the update)
+    let avg: Record<string, Tensor> = snapshot(ctx.student);
+    const iterates: Record<string, Tensor>[] = [];
+    const evalWeights: Record<string, Tensor>[] = [];
+    const out = freshDir('ema');
+    const val = valSmall;
+    distillLoop(ctx, m, loopCfg(N, { studentEma: d, evalEvery: 1, checkpointEvery: 1 }), out, val, {
+      // after iteration t's student steps: the raw iterate θ_t (the average's update does not touch it)
+      onIteration: () => iterates.push(snapshot(ctx.student)),
+    });
+    for (const [t, th] of iterates.entries()) {
+      const dt = Math.min(d, (1 + t) / (10 + t));
+      const next = Object.fromEntries(Object.entries(avg).map(([k, a]) => [k, T.keep(a.mul(dt).add(th[k]!.mul(1 - dt)))]));
+      T.dispose(avg);
+      avg = next;
+    }
+    const final = snapshot(ctx.student);
+    assert.ok(maxStateDiff(final, avg) < 1e-6, `the final student is not the hand-computed average: max |Δ| = ${maxStateDiff(final, avg)}`);
+    // not vacuous: the average differs from the last iterate
+    assert.ok(maxStateDiff(final, iterates.at(-1)!) > 1e-5, 'the average equals the last iterate');
+    // checkpoints/last holds the raw last iterate at the top level and the average under ema.
+    const raw = makeCtx(5).student;
+    const extra = loadCheckpointInto(join(out, 'checkpoints', 'last'), raw, ['optim.', 'method.', 'ema.']);
+    assert.ok(bitIdentical(snapshot(raw), iterates.at(-1)!), 'the checkpoint does not hold the raw student');
+    const emaSaved = Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith('ema.')).map(([k, t]) => [k.slice(4), t]));
+    assert.ok(maxStateDiff(emaSaved, avg) < 1e-6, 'the checkpoint does not hold the average');
+    assert.equal(readCheckpointConfig<{ emaUpdates: number }>(join(out, 'checkpoints', 'last')).emaUpdates, N);
+    // validation accuracy was measured on the average: the same accuracy on the final student
+    const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { val_acc: number });
+    assert.equal(rows.at(-1)!.val_acc, evaluateClassifier(ctx.student, val, 500).accuracy);
+    m.dispose();
+    ctx.student.dispose();
+    raw.dispose();
+    T.dispose([avg, final, iterates, extra]);
+  });
+
+  test('a decay outside (0, 1) is refused before any run folder is made', () => {
+    for (const bad of ['1', '-0.5', 'x']) {
+      const out = join(work, `ema-bad-${bad}`);
+      const r = spawnSync(process.execPath, [CLI, 'distill', '--teacher', 'teachers/mnist-vit', '--student', 'vit-student-28', '--method', 'tgan', '--iterations', '1', '--student-ema', bad, '--out', out], { cwd: ROOT, encoding: 'utf8' });
+      assert.notEqual(r.status, 0);
+      assert.match(r.stderr, /student-ema/);
+      assert.ok(!existsSync(out), 'a run folder was made');
+    }
+  });
+});
+
 describe('resume', () => {
   // Why bit-identical: the loop reseeds libtorch's generator from (seed, iteration) at every
   // iteration, the checkpoint holds every piece of state exactly (float32 student, both Adam states
   // with their step counts, the generator or the pixel batch in progress, the bank, the preview
   // latents), and one CPU thread runs the same kernels in the same order: nothing may differ.
-  const variants: [string, string, Record<string, number | boolean>][] = [
+  const variants: [string, string, Record<string, number | boolean>, Partial<LoopConfig>?][] = [
     ['tgan', 'tgan', {}],
     // the contrastive add-on: its projection head, its Adam state and its feature memory resume too
     ['tgan --w-cr', 'tgan', TGAN_CR],
     // stopped inside the generator-only warm-up, resumed across its end
     ['tgan --warmup-steps', 'tgan', { warmupSteps: 3 }],
+    // the student's weight average (ema.*) and its update count resume too; the final student is the average
+    ['tgan --student-ema', 'tgan', {}, { studentEma: 0.9 }],
     ['deepinv', 'deepinv', {}],
   ];
-  for (const [label, name, extra] of variants) {
+  for (const [label, name, extra, loopOver] of variants) {
     test(`${label}: N iterations stopped at N/2 and resumed end with bit-identical student weights to one uninterrupted run`, () => {
       const N = 4;
-      const cfg = (iterations: number): LoopConfig => loopCfg(iterations, { checkpointEvery: N / 2 });
+      const cfg = (iterations: number): LoopConfig => loopCfg(iterations, { checkpointEvery: N / 2, ...loopOver });
 
       const ctxA = makeCtx(1);
       const mA = makeMethod(name, ctxA, 2, extra);

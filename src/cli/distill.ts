@@ -45,6 +45,8 @@ export interface DistillCliOptions {
   studentInit?: 'random' | 'select' | 'auto';
   cosine: boolean;
   clipNorm: number;
+  /** Report an exponential moving average of the student's weights with this decay (0 / absent: off). */
+  studentEma?: number;
   out?: string;
   resume: boolean;
   /** Move an existing run in --out aside (renamed) and start a new one there. */
@@ -61,7 +63,7 @@ export interface DistillCliOptions {
 }
 
 /** The loop budget and cadence from the flags (shared by classification and detection): 10 minutes unless --iterations or --minutes. */
-export function loopConfigOf(o: Pick<DistillCliOptions, 'iterations' | 'minutes' | 'batch' | 'seed' | 'evalEvery' | 'sampleEvery' | 'checkpointEvery' | 'studentLr' | 'cosine' | 'clipNorm'>): LoopConfig {
+export function loopConfigOf(o: Pick<DistillCliOptions, 'iterations' | 'minutes' | 'batch' | 'seed' | 'evalEvery' | 'sampleEvery' | 'checkpointEvery' | 'studentLr' | 'cosine' | 'clipNorm' | 'studentEma'>): LoopConfig {
   return {
     iterations: o.iterations ?? Number.MAX_SAFE_INTEGER,
     minutes: o.minutes ?? (o.iterations === undefined ? 10 : Number.POSITIVE_INFINITY),
@@ -73,6 +75,8 @@ export function loopConfigOf(o: Pick<DistillCliOptions, 'iterations' | 'minutes'
     studentLr: o.studentLr,
     cosine: o.cosine,
     clipNorm: o.clipNorm,
+    // absent when off, so the loop records of runs made before the flag still compare equal
+    ...(o.studentEma ? { studentEma: o.studentEma } : {}),
   };
 }
 
@@ -137,6 +141,7 @@ export function resumeOptions(o: DistillCliOptions, explicit?: Set<string>): Dis
     ['student-lr', 'studentLr', saved.loop.studentLr],
     ['cosine', 'cosine', saved.loop.cosine],
     ['clip-norm', 'clipNorm', saved.loop.clipNorm],
+    ['student-ema', 'studentEma', saved.loop.studentEma, (a, b) => Number(a ?? 0) === Number(b ?? 0)],
     ['iterations', 'iterations', savedIterations === Number.MAX_SAFE_INTEGER ? undefined : savedIterations],
     ['minutes', 'minutes', Number.isFinite(savedMinutes) ? savedMinutes : undefined],
   ];

@@ -26,6 +26,12 @@ function nonNegativeNumber(v: string): number {
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
   return n;
 }
+/** An EMA decay: 0 (off) or in (0, 1). */
+function emaDecay(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError('expected 0 (off) or a decay in (0, 1), e.g. 0.99');
+  return n;
+}
 function nonNegativeInt(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected a non-negative integer');
@@ -212,6 +218,7 @@ const distill = program
   .addOption(new Option('--student-init <how>', "student's initial weights: select (weight selection from the teacher's, Xu et al. 2024: first-N blocks, evenly spaced channels; data-free), random, or auto: select for a student of the teacher's family, random otherwise and for scratch").choices(['auto', 'select', 'random']).default('auto'))
   .option('--no-cosine', 'keep the student learning rate constant (default: cosine decay over the budget)')
   .addOption(new Option('--clip-norm <x>', 'student gradient clipping (0 = off)').argParser(nonNegativeNumber).default(5))
+  .addOption(new Option('--student-ema <decay>', "evaluate and report an exponential moving average of the student's weights (e.g. 0.99; the raw student keeps training; 0 = off, the last iterate)").argParser(emaDecay).default(0))
   .option('--out <dir>', 'run folder (default runs/distill-<method>-<time>)')
   .option('--resume', "continue the run in --out from its last checkpoint, with the run's own settings (flags left out are the run's; a given flag that differs is refused)", false)
   .option('--force', 'if --out already holds a run, move it aside (to <out>.old-<time>) and start a new one', false)

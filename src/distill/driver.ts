@@ -13,6 +13,10 @@
 // metrics.jsonl and samples; every rank keeps its own checkpoint
 // (rank 0: checkpoints/last; rank r: checkpoints/rank-r/last) and a resume takes every rank back to
 // the newest iteration all of them have (a kill during a checkpoint write leaves some one behind).
+//
+// With `studentEma` (--student-ema) an average of the student's weights is updated after every
+// iteration, evaluated in place of the student, saved under `ema.` beside it, and left in the model at
+// the end (the reported student); the raw student goes on training.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { dispose, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
@@ -21,6 +25,7 @@ import type { Module } from '../nn/module.js';
 import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint } from '../export/checkpoint.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { dataParallel, rankCheckpointBase, rankSeed, resumeCheckpoint } from '../dist/data-parallel.js';
+import { WeightEma } from './ema.js';
 
 export interface LoopConfig {
   /** Stop after this many iterations... */
@@ -37,6 +42,11 @@ export interface LoopConfig {
   /** Cosine-decay the student's learning rate over the iteration budget. */
   cosine: boolean;
   clipNorm: number;
+  /**
+   * Decay of an exponential moving average of the student's weights (ema.ts), evaluated and reported
+   * in place of the last iterate; absent or 0: off.
+   */
+  studentEma?: number;
 }
 
 export const iterationSeed = (seed: number, iteration: number): number => seed * 1_000_003 + iteration;
@@ -119,7 +129,8 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   if (main) mkdirSync(join(out, 'samples'), { recursive: true });
   const { model, opt, method } = parts;
   const extraModules = Object.entries(parts.extra ?? {});
-  const prefixes = ['optim.', 'method.', ...extraModules.map(([p]) => `${p}.`)];
+  const ema = cfg.studentEma ? new WeightEma(model, cfg.studentEma) : null;
+  const prefixes = ['optim.', 'method.', ...(ema ? ['ema.'] : []), ...extraModules.map(([p]) => `${p}.`)];
   let state: LoopState = { iteration: 0, seconds: 0 };
   const metricsFile = join(out, 'metrics.jsonl');
 
@@ -127,13 +138,14 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   if (resuming) {
     // Every rank resumes at the newest iteration all of them saved.
     const from = resumeCheckpoint(out, last, 'iteration', log);
-    const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown> }>(from);
+    const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown>; emaUpdates?: number }>(from);
     const extra = loadCheckpointInto(from, model, prefixes);
     const byPrefix = (p: string): Record<string, Tensor> =>
       Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith(p)).map(([k, t]) => [k.slice(p.length), t]));
     for (const [p, m] of extraModules) m.loadStateDict(byPrefix(`${p}.`));
     opt.loadStateDict({ state: byPrefix('optim.'), meta: saved.optimizer });
     method.loadStateDict({ tensors: byPrefix('method.'), meta: saved.method });
+    ema?.loadStateDict(byPrefix('ema.'), saved.emaUpdates ?? 0);
     dispose(extra);
     state = saved.state;
     // Drop metric rows logged after the checkpoint (the run was interrupted in between).
@@ -158,7 +170,8 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     for (const [k, t] of Object.entries(sd.state)) extra[`optim.${k}`] = t;
     for (const [k, t] of Object.entries(ms.tensors)) extra[`method.${k}`] = t;
     for (const [p, m] of extraModules) for (const [k, t] of Object.entries(m.stateDict())) extra[`${p}.${k}`] = t;
-    saveCheckpoint(last, model, { loop: cfg, state, optimizer: sd.meta, method: ms.meta }, extra);
+    for (const [k, t] of Object.entries(ema?.stateDict().tensors ?? {})) extra[`ema.${k}`] = t;
+    saveCheckpoint(last, model, { loop: cfg, state, optimizer: sd.meta, method: ms.meta, ...(ema ? { emaUpdates: ema.updates } : {}) }, extra);
     checkpointed = true;
     dispose(sd.state);
     dispose(ms.tensors);
@@ -213,6 +226,7 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     // Rank 0's buffers (BN running statistics: each rank's own batches moved them) everywhere, as
     // DDP's broadcast_buffers does, here after the step: every rank's checkpoint holds the same student.
     if (dp) dp.broadcastFromMain([...model.buffers(), ...extraModules.flatMap(([, m]) => m.buffers())]);
+    ema?.update();
     for (const [k, v] of Object.entries(logs)) sums[k] = (sums[k] ?? 0) + v;
     count++;
     state.iteration = it + 1;
@@ -221,7 +235,7 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
 
     const done = state.iteration >= cfg.iterations || elapsed() >= budgetSeconds;
     if ((main || h.evaluateOnEveryRank) && (state.iteration % cfg.evalEvery === 0 || done)) {
-      const metrics = h.evaluate();
+      const metrics = ema ? ema.withAverage(h.evaluate) : h.evaluate();
       model.train();
       const row: { iteration: number; seconds: number; [k: string]: number } = { iteration: state.iteration, seconds: state.seconds, ...metrics, lr };
       for (const [k, v] of Object.entries(sums)) row[k] = v / Math.max(1, count);
@@ -240,6 +254,10 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
   }
   if (state.iteration === 0) saveLast();
   opt.disposeState();
+  if (ema) {
+    ema.copyIntoModel();
+    ema.dispose();
+  }
   const ran = state.iteration - startIteration;
   if (dp && ran > 0) {
     const st = dp.stats;
