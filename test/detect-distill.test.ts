@@ -427,6 +427,22 @@ describe('runs', () => {
     assert.ok(!fs.existsSync(dir));
   });
 
+  test('a generator process whose feed folder is gone (its run killed and resumed) exits and does not make the folder again', () => {
+    makeTeacher();
+    const script = path.resolve('dist/src/detect/distill/generator-main.js');
+    const producer = (dir: string, c: DetectDistillConfig) =>
+      spawnSync(process.execPath, [script, JSON.stringify({ dir, cfg: c, start: 0, threads: 1, ahead: 1 })], { encoding: 'utf8', timeout: 60_000 });
+    // Started, then its folder removed before its first batch: it stops without writing.
+    const gone = path.join(tmp, 'gp-gone', 'feed', 'x');
+    const ok = producer(gone, cfg('tgan', 1));
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.ok(!fs.existsSync(path.join(tmp, 'gp-gone')), 'no feed folder made');
+    // Failing with its folder gone: the error file is not written (it would recreate the folder).
+    const failed = producer(gone, { ...cfg('tgan', 1), teacher: path.join(tmp, 'no-such-teacher') });
+    assert.equal(failed.status, 1);
+    assert.ok(!fs.existsSync(path.join(tmp, 'gp-gone')), 'no feed folder made for the error');
+  });
+
   test('CLI: dfkd distill --task detect, and bad input', () => {
     makeTeacher();
     const cli = path.resolve('dist/src/cli/main.js');

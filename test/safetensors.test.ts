@@ -601,6 +601,15 @@ describe('writeFileAtomic', () => {
     assert.equal(fs.readFileSync(path.join(dir, 'text.txt'), 'utf8'), 'héllo');
   });
 
+  test('makeParents: false — a missing folder is an ENOENT error and nothing is created', () => {
+    const dir = freshDir();
+    const target = path.join(dir, 'gone', 'batch.safetensors');
+    assert.throws(() => writeFileAtomic(target, 'x', { makeParents: false }), (e: NodeJS.ErrnoException) => e.code === 'ENOENT');
+    assert.deepEqual(fs.readdirSync(dir), []);
+    writeFileAtomic(path.join(dir, 'here.txt'), 'y', { makeParents: false });
+    assert.deepEqual(fs.readdirSync(dir), ['here.txt']);
+  });
+
   test('replaces existing content completely (new content shorter than old)', () => {
     const dir = freshDir();
     const target = path.join(dir, 'f.txt');

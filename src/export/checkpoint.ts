@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { tensor, type DType, type Tensor, type TypedArray } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 import { readSafetensorsFile, readSafetensorsHeader, writeSafetensorsFile, SafetensorsError, type RawTensor, type SafeDType } from './safetensors.js';
-import { ATOMIC_TEMP, atomicTempName, faultPoint, writeJsonAtomic } from '../util/fs.js';
+import { ATOMIC_TEMP, atomicTempName, faultPoint, writeJsonAtomic, type AtomicWriteOptions } from '../util/fs.js';
 
 const TO_SAFE: Partial<Record<DType, SafeDType>> = {
   float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
@@ -49,10 +49,10 @@ export function fromRawTensor(r: RawTensor): Tensor {
 }
 
 /** Writes named tensors to a .safetensors file (atomically). */
-export function saveTensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>): void {
+export function saveTensors(path: string, tensors: Record<string, Tensor>, metadata?: Record<string, string>, opts?: AtomicWriteOptions): void {
   const raw: Record<string, RawTensor> = {};
   for (const [k, t] of Object.entries(tensors)) raw[k] = toRawTensor(t, k);
-  writeSafetensorsFile(path, raw, metadata);
+  writeSafetensorsFile(path, raw, metadata, opts);
 }
 
 /** SHA-256 over every tensor's name, dtype, shape and bytes, in name order: a checkpoint's checksum. */

@@ -46,7 +46,7 @@
  * (fine for ViT checkpoints); offsets must be below 2^53.
  */
 import fs from 'node:fs';
-import { writeFileAtomic } from '../util/fs.js';
+import { writeFileAtomic, type AtomicWriteOptions } from '../util/fs.js';
 
 export type SafeDType = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -261,8 +261,8 @@ export function encodeSafetensors(tensors: Record<string, RawTensor>, metadata?:
 }
 
 /** Encode and write atomically (temp file + fsync + rename); errors name `path`. */
-export function writeSafetensorsFile(path: string, tensors: Record<string, RawTensor>, metadata?: Record<string, string>): void {
-  writeFileAtomic(path, encodeInternal(tensors, metadata, path));
+export function writeSafetensorsFile(path: string, tensors: Record<string, RawTensor>, metadata?: Record<string, string>, opts?: AtomicWriteOptions): void {
+  writeFileAtomic(path, encodeInternal(tensors, metadata, path), opts);
 }
 
 // ---------------------------------------------------------------------------

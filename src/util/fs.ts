@@ -51,16 +51,26 @@ export function atomicTempName(target: string): string {
   return path.join(dir, `.${base}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
+/** How writeFileAtomic treats a missing parent folder. */
+export interface AtomicWriteOptions {
+  /**
+   * Create missing parent folders (the default). false: a missing folder is an ENOENT error and nothing
+   * is created — for a writer whose folder may be removed under it (the detection generator process,
+   * whose feed folder a resumed run clears): recreating it would leave it behind.
+   */
+  makeParents?: boolean;
+}
+
 /**
  * Atomically replace `target` with `data` (a string is written as UTF-8).
- * Parent directories are created. On any failure the temporary file is removed
- * and the error is rethrown; `target` is left as it was.
+ * Parent directories are created unless `opts.makeParents` is false. On any failure the temporary file
+ * is removed and the error is rethrown; `target` is left as it was.
  * The new file gets the default mode (0o666 & ~umask), not the old file's mode.
  */
-export function writeFileAtomic(target: string, data: Uint8Array | string): void {
+export function writeFileAtomic(target: string, data: Uint8Array | string, opts: AtomicWriteOptions = {}): void {
   const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
   const dir = path.dirname(target);
-  fs.mkdirSync(dir, { recursive: true });
+  if (opts.makeParents !== false) fs.mkdirSync(dir, { recursive: true });
 
   const tmp = atomicTempName(target);
   let fd: number | undefined;

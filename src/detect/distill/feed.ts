@@ -59,8 +59,15 @@ export interface ProducerArgs {
 const batchesPerIteration = (method: Pick<DetectDistillMethod, 'studentStepsPerIteration' | 'extraBatch'>): number =>
   method.extraBatch ? method.studentStepsPerIteration : 1;
 
+/**
+ * The producer's writes never create folders: its folder gone means the run that started it is over
+ * (killed, and a resumed run has cleared <run>/feed); recreating it would leave it behind. A write into
+ * a removed folder fails with ENOENT instead, and the producer exits.
+ */
+export const PRODUCER_WRITE = { makeParents: false } as const;
+
 function methodStateFile(path: string, s: MethodState): void {
-  saveTensors(path, s.tensors, { meta: JSON.stringify(s.meta) });
+  saveTensors(path, s.tensors, { meta: JSON.stringify(s.meta) }, PRODUCER_WRITE);
 }
 
 function readMethodState(path: string): MethodState {
@@ -86,7 +93,8 @@ export function runProducer(ctx: DetectDistillContext, method: DetectDistillMeth
     }
   };
   // Its folder gone: the run that started it is over (killed, and a resumed run has cleared the feed
-  // folder) — a write now would recreate the folder (writeFileAtomic makes parents) and leave it behind.
+  // folder). Checked before each write; a folder removed between the check and the write makes that
+  // write fail (PRODUCER_WRITE) rather than recreate the folder.
   const stopped = (): boolean => existsSync(feedFiles.stop(dir)) || process.ppid !== parent || !existsSync(dir);
   const serveRequests = (): void => {
     for (const f of readdirSync(dir)) {
@@ -102,8 +110,9 @@ export function runProducer(ctx: DetectDistillContext, method: DetectDistillMeth
   const unread = (): number => readdirSync(dir).filter((f) => f.startsWith('batch-') && f.endsWith('.safetensors')).length;
   keepSnapshot(args.start);
   for (let it = args.start; ; it++) {
-    while (unread() >= ahead * perIt) {
+    for (;;) {
       if (stopped()) return;
+      if (unread() < ahead * perIt) break;
       serveRequests();
       sleepMs(2);
     }
@@ -112,8 +121,8 @@ export function runProducer(ctx: DetectDistillContext, method: DetectDistillMeth
     tidy(() => {
       const b = method.synthesize(ctx, it);
       if (stopped()) return;
-      saveTensors(feedFiles.batch(dir, it, 0), { x: b.x }, { logs: JSON.stringify(b.logs) });
-      for (let k = 1; k < perIt; k++) saveTensors(feedFiles.batch(dir, it, k), { x: method.extraBatch!(ctx, k) });
+      saveTensors(feedFiles.batch(dir, it, 0), { x: b.x }, { logs: JSON.stringify(b.logs) }, PRODUCER_WRITE);
+      for (let k = 1; k < perIt; k++) saveTensors(feedFiles.batch(dir, it, k), { x: method.extraBatch!(ctx, k) }, undefined, PRODUCER_WRITE);
     });
     keepSnapshot(it + 1);
     serveRequests();

@@ -6,7 +6,7 @@ import { writeFileAtomic } from '../../util/fs.js';
 import { dispose, setNumThreads } from '../../tensor/tensor.js';
 import { checkpointPaths, loadTensors, readCheckpointConfig } from '../../export/checkpoint.js';
 import { unprefixed } from '../../distill/common.js';
-import { feedFiles, runProducer, type ProducerArgs } from './feed.js';
+import { feedFiles, PRODUCER_WRITE, runProducer, type ProducerArgs } from './feed.js';
 import { prepareDetectRun, type DetectDistillConfig } from './run.js';
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ProducerArgs;
@@ -25,9 +25,9 @@ try {
   process.exit(0);
 } catch (e) {
   try {
-    writeFileAtomic(feedFiles.error(args.dir), e instanceof Error ? e.message : String(e));
+    writeFileAtomic(feedFiles.error(args.dir), e instanceof Error ? e.message : String(e), PRODUCER_WRITE);
   } catch {
-    // the feed folder is gone: the training process has stopped
+    // the feed folder is gone: the training process has stopped (and the folder is not made again)
   }
   process.exit(1);
 }
