@@ -5,6 +5,7 @@ import { benchDistill, benchAblation, ABLATIONS } from './distill.js';
 import { benchInfer } from './infer.js';
 import type { OrtOptimization } from '../src/export/ort.js';
 import { setNumThreads } from '../src/tensor/tensor.js';
+import { parseEmaDecay } from '../src/distill/ema.js';
 import { benchTeacher } from './teacher.js';
 import { benchDetect } from './detect.js';
 import { benchFeed } from './feed.js';
@@ -57,8 +58,12 @@ const seedsFlag = (): number[] | undefined => {
 };
 /** --student-ema <decay>: 0 (off, the default) or in (0, 1). */
 const studentEmaFlag = (): number | undefined => {
-  const v = Number(flag('student-ema', '0'));
-  if (!(v >= 0 && v < 1)) throw new Error(`--student-ema: expected 0 (off) or a decay in (0, 1), got '${flag('student-ema', '0')}'`);
+  let v: number;
+  try {
+    v = parseEmaDecay(flag('student-ema', '0'));
+  } catch (e) {
+    throw new Error(`--student-ema: ${(e as Error).message}`);
+  }
   return v > 0 ? v : undefined;
 };
 const studentInitFlag = (): 'auto' | 'random' | 'select' => {

@@ -149,6 +149,7 @@ describe('bench: flags', () => {
       [['distil'], /unknown bench 'distil'/, 2],
       [['distill', '--tiny', '--hparams', '{"tgan": {"warmupSteps": "x"}}'], /--hparams: expected/, 1],
       [['ablation', '--tiny', '--variants', 'full,no-such'], /unknown ablation 'no-such'/, 1],
+      [['distill', '--tiny', '--student-ema', '1'], /--student-ema: expected 0 \(off\) or a decay in \(0, 1\), e\.g\. 0\.99; got '1'/, 1],
     ] as const) {
       const r = bench(...args);
       assert.equal(r.status, code, `${args.join(' ')}: ${r.stderr}`);

@@ -33,6 +33,7 @@ import { checkStudentFits, runDistillation, type DistillResult } from '../src/di
 import { l2Prior, patchSimilarityPrior, totalVariation } from '../src/distill/losses.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../src/distill/types.js';
 import { bitIdentical, maxStateDiff, snapshot } from '../src/testing/method-fixtures.js';
+import { parseEmaDecay } from '../src/distill/ema.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'dist/src/cli/main.js');
@@ -445,9 +446,15 @@ describe('--student-ema', () => {
       const out = join(work, `ema-bad-${bad}`);
       const r = spawnSync(process.execPath, [CLI, 'distill', '--teacher', 'teachers/mnist-vit', '--student', 'vit-student-28', '--method', 'tgan', '--iterations', '1', '--student-ema', bad, '--out', out], { cwd: ROOT, encoding: 'utf8' });
       assert.notEqual(r.status, 0);
-      assert.match(r.stderr, /student-ema/);
+      assert.match(r.stderr, new RegExp(`--student-ema.*expected 0 \\(off\\) or a decay in \\(0, 1\\), e\\.g\\. 0\\.99; got '${bad.replace('.', '\\.')}'`));
       assert.ok(!existsSync(out), 'a run folder was made');
     }
+  });
+
+  test('parseEmaDecay: 0 is off, (0, 1) a decay, anything else refused with the range', () => {
+    assert.equal(parseEmaDecay('0'), 0);
+    assert.equal(parseEmaDecay('0.99'), 0.99);
+    for (const bad of ['1', '1.5', '-0.1', 'x', '', 'NaN', 'Infinity']) assert.throws(() => parseEmaDecay(bad), /expected 0 \(off\) or a decay in \(0, 1\)/, bad);
   });
 });
 

@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { METHODS } from '../distill/methods/index.js';
+import { parseEmaDecay } from '../distill/ema.js';
 import { hparamFlags, kebab, type DistillCliOptions } from './distill.js';
 import { detectHparamFlags } from './detect-distill.js';
 import { addImportOptions, type ImportCliOptions } from './import.js';
@@ -26,11 +27,13 @@ function nonNegativeNumber(v: string): number {
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('expected a non-negative number');
   return n;
 }
-/** An EMA decay: 0 (off) or in (0, 1). */
+/** An EMA decay: 0 (off) or in (0, 1) (distill/ema.ts parseEmaDecay). */
 function emaDecay(v: string): number {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n < 0 || n >= 1) throw new InvalidArgumentError('expected 0 (off) or a decay in (0, 1), e.g. 0.99');
-  return n;
+  try {
+    return parseEmaDecay(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 function nonNegativeInt(v: string): number {
   const n = Number(v);

@@ -14,6 +14,19 @@
 import { keep, noGrad, type Tensor } from '../tensor/tensor.js';
 import type { Module } from '../nn/module.js';
 
+/** What `--student-ema` takes: 0 (off) or a decay in (0, 1). */
+const EMA_RANGE = 'expected 0 (off) or a decay in (0, 1), e.g. 0.99';
+
+/**
+ * Parses a `--student-ema` value (CLI and bench alike): 0 = off, else a decay in (0, 1). Throws with
+ * the accepted range; the caller adds the flag's name.
+ */
+export function parseEmaDecay(v: string): number {
+  const n = v.trim() === '' ? NaN : Number(v);
+  if (!(n >= 0 && n < 1)) throw new Error(`${EMA_RANGE}; got '${v}'`);
+  return n;
+}
+
 const FLOAT = new Set(['float32', 'float64', 'float16', 'bfloat16']);
 
 export class WeightEma {
@@ -25,6 +38,7 @@ export class WeightEma {
     private readonly model: Module,
     readonly decay: number,
   ) {
+    // The mechanism's own guard (the flag parsers give the user's message first; 0 means no WeightEma).
     if (!(decay > 0 && decay < 1)) throw new Error(`--student-ema must be in (0, 1) (e.g. 0.99); got ${decay}`);
     this.shadow = noGrad(() => Object.fromEntries(Object.entries(model.stateDict()).map(([k, t]) => [k, keep(t.detach().clone())])));
   }
