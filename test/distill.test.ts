@@ -433,8 +433,11 @@ describe('--student-ema', () => {
     assert.ok(maxStateDiff(emaSaved, avg) < 1e-6, 'the checkpoint does not hold the average');
     assert.equal(readCheckpointConfig<{ emaUpdates: number }>(join(out, 'checkpoints', 'last')).emaUpdates, N);
     // validation accuracy was measured on the average: the same accuracy on the final student
-    const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { val_acc: number });
+    const rows = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { val_acc: number; raw_val_acc: number });
     assert.equal(rows.at(-1)!.val_acc, evaluateClassifier(ctx.student, val, 500).accuracy);
+    // and the raw iterate's beside it, as raw_val_acc
+    assert.equal(rows.length, N);
+    assert.equal(rows.at(-1)!.raw_val_acc, evaluateClassifier(raw, val, 500).accuracy);
     m.dispose();
     ctx.student.dispose();
     raw.dispose();

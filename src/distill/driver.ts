@@ -16,7 +16,8 @@
 //
 // With `studentEma` (--student-ema) an average of the student's weights is updated after every
 // iteration, evaluated in place of the student, saved under `ema.` beside it, and left in the model at
-// the end (the reported student); the raw student goes on training.
+// the end (the reported student); the raw student goes on training, and its validation figures are
+// logged beside the average's as raw_*.
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { dispose, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
@@ -235,7 +236,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
 
     const done = state.iteration >= cfg.iterations || elapsed() >= budgetSeconds;
     if ((main || h.evaluateOnEveryRank) && (state.iteration % cfg.evalEvery === 0 || done)) {
-      const metrics = ema ? ema.withAverage(h.evaluate) : h.evaluate();
+      // With an average: its figures under their own names, the raw iterate's beside them as raw_*
+      // (the two on one trajectory, to compare the average with the last iterate on validation data).
+      const metrics = ema ? { ...ema.withAverage(h.evaluate), ...Object.fromEntries(Object.entries(h.evaluate()).map(([k, v]) => [`raw_${k}`, v])) } : h.evaluate();
       model.train();
       const row: { iteration: number; seconds: number; [k: string]: number } = { iteration: state.iteration, seconds: state.seconds, ...metrics, lr };
       for (const [k, v] of Object.entries(sums)) row[k] = v / Math.max(1, count);
