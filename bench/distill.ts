@@ -237,6 +237,9 @@ export const ABLATIONS: Record<string, { hparams: Record<string, number | boolea
   'with-contrastive': { hparams: { wCr: 0.8 } },
   // issue 15: the generator-only warm-up (generator alone for the first 100 iterations)
   'with-warmup': { hparams: { warmupSteps: 100 } },
+  // issue 15: the label embedding started at std 1 instead of timm's 0.02 (tgan's --label-std), so
+  // that the conditional generator follows its labels from the start
+  'with-label-std-1': { hparams: { labelStd: 1 } },
 };
 
 export async function benchAblation(o: DistillBenchOptions & { variants: string[] }): Promise<string> {

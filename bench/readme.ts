@@ -97,7 +97,7 @@ export function distillTable(r: ResultFile): string {
 }
 
 /** What each ablation variant changes (bench/distill.ts ABLATIONS), in the README's words. */
-const ABLATION_LABELS: Record<string, string> = {
+export const ABLATION_LABELS: Record<string, string> = {
   full: 'the defaults',
   'no-adversarial': 'w_adv = 0',
   'no-attention': 'λ_attn = 0 (no class-attention probe)',
@@ -111,6 +111,7 @@ const ABLATION_LABELS: Record<string, string> = {
   'random-init': 'student from random init',
   'with-contrastive': "CMI's contrastive term, w_cr = 0.8",
   'with-warmup': 'generator alone for the first 100 iterations',
+  'with-label-std-1': 'label embedding initialised at std 1 (not 0.02)',
 };
 
 /** ablation-*.json: one row per variant; an unknown variant is described by its recorded overrides. */

@@ -7,8 +7,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync, readdirSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-import { detectTable, distillTable, findBlocks, FIX_COMMAND, inferTable, renderBlock, syncReadme, teacherTable, updateReadme, type ResultFile } from '../bench/readme.js';
+import { detectTable, distillTable, findBlocks, FIX_COMMAND, ABLATION_LABELS, inferTable, renderBlock, syncReadme, teacherTable, updateReadme, type ResultFile } from '../bench/readme.js';
 import { teacherStages } from '../bench/teacher.js';
+import { ABLATIONS } from '../bench/distill.js';
 
 const TMP = mkdtempSync(join(tmpdir(), 'bench-readme-'));
 after(() => rmSync(TMP, { recursive: true, force: true }));
@@ -225,5 +226,11 @@ describe('bench teacher: a teacher made in two stages (dfkd train --init)', () =
       results: [{ teacher: 'fashion-vit', dataset: 'fashion-mnist', model: 'vit-teacher-28', test_acc: 0.9012, seconds: 6900, epochs: '8 + 20', params: 455050, flops: 48229248, command: 'dfkd train --epochs 8 --seed 0 --out teachers/t → dfkd train --init teachers/t --epochs 20 --out runs/b' }],
     } as unknown as ResultFile);
     assert.match(table, /\| `teachers\/fashion-vit` \| `dfkd train --epochs 8 --seed 0 --out teachers\/t → dfkd train --init teachers\/t --epochs 20 --out runs\/b` \| 0 \| 8 \+ 20 \| 6,900 s \| 455,050 \| 48.23 \| \*\*90.12%\*\* \(target 90%: met\) \|/);
+  });
+});
+
+describe('ablation labels', () => {
+  test("every ablation variant has the README's words for what it changes, and no label is left for a variant that is gone", () => {
+    assert.deepEqual(Object.keys(ABLATION_LABELS).sort(), Object.keys(ABLATIONS).sort());
   });
 });
