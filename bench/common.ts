@@ -1,7 +1,7 @@
 // Shared benchmark plumbing: machine description, result files (JSON + a printed table).
-import { execSync, spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { cpus, availableParallelism, totalmem } from 'node:os';
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, availableParallelism, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeJsonAtomic } from '../src/util/fs.js';
@@ -75,12 +75,29 @@ export function canonical(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** The environment variable that makes a `--jobs` child a filler run (its value: the folder it writes into). */
+export const FILLER_ENV = 'VIT_DFKD_BENCH_FILLER';
+
+/**
+ * The folder a bench's runs go to: `bench/runs/<name>`, or a filler child's scratch folder (see
+ * runInParallel's `filler`), so that a filler never touches the table's runs.
+ */
+export function benchRunsDir(name: string): string {
+  return process.env[FILLER_ENV] || join(BENCH_DIR, 'runs', name);
+}
+
 /**
  * Runs `labels` as child processes of this bench (`--only <label> --jobs 1`, 1 thread each: VIT_DFKD_THREADS
  * 1 and the parent's `--threads` dropped), `jobs` at a time, each child's log prefixed with its label.
  * The parent then finds them finished.
+ *
+ * With `filler`, a worker that finds the queue empty while other runs go on starts a filler: the last
+ * label again, into a scratch folder (FILLER_ENV), killed and removed once every real run has ended.
+ * Wall-clock-budgeted runs are then never alone on the machine: without it, the last of an odd number
+ * of runs had both cores' memory bandwidth to itself and did ~1.5× the iterations of the others (seed 2
+ * of every 3-seed table with `--jobs 2`). Returns how many fillers were started.
  */
-export async function runInParallel(labels: string[], jobs: number, argv: string[]): Promise<void> {
+export async function runInParallel(labels: string[], jobs: number, argv: string[], opts: { filler?: boolean } = {}): Promise<number> {
   const base: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     // a child runs one label at 1 thread: the parent's --jobs, --only and --threads are not its own
@@ -89,27 +106,52 @@ export async function runInParallel(labels: string[], jobs: number, argv: string
   }
   const queue = [...labels];
   const failures: string[] = [];
+  const workers = Math.min(jobs, labels.length);
+  let running = 0;
+  const fillers: { child: ChildProcess; dir: string }[] = [];
+  const start = (label: string, prefix: string, env: NodeJS.ProcessEnv): ChildProcess => {
+    const child = spawn(process.execPath, [...base, '--only', label, '--jobs', '1'], {
+      env: { ...process.env, VIT_DFKD_THREADS: '1', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let partial = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      const lines = (partial + d.toString()).split(/\r|\n/);
+      partial = lines.pop() ?? '';
+      for (const line of lines) if (line.trim() !== '') process.stderr.write(`[${prefix}] ${line}\n`);
+    });
+    return child;
+  };
   const worker = async (): Promise<void> => {
     for (let label = queue.shift(); label !== undefined; label = queue.shift()) {
       const l = label;
+      running++;
       const code = await new Promise<number>((resolve) => {
-        const child = spawn(process.execPath, [...base, '--only', l, '--jobs', '1'], {
-          env: { ...process.env, VIT_DFKD_THREADS: '1' },
-          stdio: ['ignore', 'ignore', 'pipe'],
-        });
-        let partial = '';
-        child.stderr.on('data', (d: Buffer) => {
-          const lines = (partial + d.toString()).split(/\r|\n/);
-          partial = lines.pop() ?? '';
-          for (const line of lines) if (line.trim() !== '') process.stderr.write(`[${l}] ${line}\n`);
-        });
-        child.on('close', (c) => resolve(c ?? 1));
+        start(l, l, {}).on('close', (c) => resolve(c ?? 1));
       });
+      running--;
       if (code !== 0) failures.push(`${l} (exit ${code})`);
     }
+    if (opts.filler && running > 0 && labels.length > 0) {
+      const dir = mkdtempSync(join(tmpdir(), 'vit-dfkd-filler-'));
+      const l = labels[labels.length - 1]!;
+      process.stderr.write(`[filler] ${l} again into ${dir}, so that the runs still going are not alone; killed when they end\n`);
+      // its own failures are not the table's: it is killed anyway
+      fillers.push({ child: start(l, `filler ${l}`, { [FILLER_ENV]: dir }), dir });
+    }
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, labels.length) }, worker));
+  await Promise.all(Array.from({ length: workers }, worker));
+  for (const f of fillers) {
+    if (f.child.exitCode === null && f.child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        f.child.once('close', () => resolve());
+        f.child.kill('SIGKILL');
+      });
+    }
+    rmSync(f.dir, { recursive: true, force: true });
+  }
   if (failures.length) throw new Error(`bench runs failed: ${failures.join(', ')}; their logs are above`);
+  return fillers.length;
 }
 
 /**

@@ -8,7 +8,7 @@ import { runDistillation, type DistillResult, type StudentInit } from '../src/di
 import { METHODS } from '../src/distill/methods/index.js';
 import type { LoopConfig } from '../src/distill/loop.js';
 import { writeComparisonReport } from '../src/report/html.js';
-import { BENCH_DIR, canonical, report, runInParallel } from './common.js';
+import { BENCH_DIR, benchRunsDir, canonical, report, runInParallel } from './common.js';
 
 export interface DistillBenchOptions {
   dataset: string;
@@ -176,7 +176,7 @@ export function seedRow(
 
 export async function benchDistill(o: DistillBenchOptions): Promise<string> {
   const name = o.name ?? `distill-${o.dataset}${o.tiny ? '-tiny' : ''}`;
-  const runsDir = join(BENCH_DIR, 'runs', name);
+  const runsDir = benchRunsDir(name);
   const seeds = o.seeds ?? [o.seed];
   const one = (method: string, seed: number): ReturnType<typeof runOne> =>
     runOne(o, method, runLabel(o, method, seed), o.hparams?.[method] ?? {}, runsDir, o.studentInit ?? 'auto', seed);
@@ -185,7 +185,8 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
     return one(only.name, only.seed).result.method;
   }
   const labels = o.methods.flatMap((m) => seeds.map((s) => runLabel(o, m, s)));
-  if ((o.jobs ?? 1) > 1) await runInParallel(labels, o.jobs!, process.argv.slice(1));
+  // every run beside another (a filler after the last wave), so that no seed's budget buys more iterations
+  const fillers = (o.jobs ?? 1) > 1 ? await runInParallel(labels, o.jobs!, process.argv.slice(1), { filler: true }) : 0;
   const rows: Record<string, unknown>[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
   let teacherAcc = 0;
@@ -201,7 +202,7 @@ export async function benchDistill(o: DistillBenchOptions): Promise<string> {
     name,
     config: {
       dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_method: o.minutes, batch: o.batch, seeds,
-      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {}, ...(o.studentEma ? { student_ema: o.studentEma } : {}), ...runThreads(o),
+      student_init: o.studentInit ?? 'auto', hparams: o.hparams ?? {}, ...(o.studentEma ? { student_ema: o.studentEma } : {}), ...runThreads(o), filler_runs: fillers,
     },
     results: rows,
     summary: { teacher_acc: teacherAcc, best_method: best?.method ?? null, best_retention: best?.retention ?? null, best_retention_std: best?.retention_std ?? null },
@@ -244,7 +245,7 @@ export const ABLATIONS: Record<string, { hparams: Record<string, number | boolea
 
 export async function benchAblation(o: DistillBenchOptions & { variants: string[] }): Promise<string> {
   const name = o.name ?? `ablation-${o.dataset}${o.tiny ? '-tiny' : ''}`;
-  const runsDir = join(BENCH_DIR, 'runs', name);
+  const runsDir = benchRunsDir(name);
   const seeds = o.seeds ?? [o.seed];
   const rows: Record<string, unknown>[] = [];
   const curves: { name: string; points: [number, number][] }[] = [];
@@ -259,7 +260,8 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
     return runOne(o, 'tgan', runLabel(o, variant, seed), { ...base, ...v.hparams }, runsDir, v.studentInit ?? 'auto', seed);
   };
   if (only) return runVariant(only.name, only.seed).result.method;
-  if ((o.jobs ?? 1) > 1) await runInParallel(o.variants.flatMap((v) => seeds.map((s) => runLabel(o, v, s))), o.jobs!, process.argv.slice(1));
+  const labels = o.variants.flatMap((v) => seeds.map((s) => runLabel(o, v, s)));
+  const fillers = (o.jobs ?? 1) > 1 ? await runInParallel(labels, o.jobs!, process.argv.slice(1), { filler: true }) : 0;
   for (const variant of o.variants) {
     const runs = seeds.map((seed) => ({ seed, ...runVariant(variant, seed) }));
     // one seed: the row as before; several: the distill table's means, stds and per-seed figures
@@ -267,7 +269,7 @@ export async function benchAblation(o: DistillBenchOptions & { variants: string[
     rows.push({ variant, ...stats });
     for (const r of runs) curves.push({ name: seeds.length > 1 ? `${variant} (seed ${r.seed})` : variant, points: r.curve });
   }
-  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, seeds, base_hparams: base, ablations: ABLATIONS, ...(o.studentEma ? { student_ema: o.studentEma } : {}), ...runThreads(o) }, results: rows });
+  const file = report({ name, config: { dataset: o.dataset, teacher: o.teacher, student: o.student, minutes_per_variant: o.minutes, batch: o.batch, seed: o.seed, seeds, base_hparams: base, ablations: ABLATIONS, ...(o.studentEma ? { student_ema: o.studentEma } : {}), ...runThreads(o), filler_runs: fillers }, results: rows });
   writeComparisonReport(join(BENCH_DIR, 'results', `${name}.html`), rows, curves, { title: `tgan ablation on ${o.dataset}`, xLabel: 'seconds', yLabel: 'student validation accuracy' });
   return file;
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { finishedRun, loopConfig, meanStd } from '../bench/distill.js';
-import { shellQuote } from '../bench/common.js';
+import { FILLER_ENV, benchRunsDir, runInParallel, shellQuote } from '../bench/common.js';
 import { listResults } from '../bench/list.js';
 import { METHODS } from '../src/distill/methods/index.js';
 
@@ -68,6 +68,60 @@ describe('bench distill: reusing finished runs', () => {
     assert.equal(loopConfig({ minutes: 20, batch: 64, seed: 0 }).evalEvery, 50);
     assert.equal(loopConfig({ minutes: 4, batch: 64, seed: 0 }).evalEvery, 25);
     assert.equal(loopConfig({ minutes: 20, batch: 64, seed: 0, tiny: true }).iterations, 2);
+  });
+});
+
+describe('bench --jobs: a filler keeps the last runs company', () => {
+  // A stand-in child: `<log> --only <name>:<ms> --jobs 1` appends "start"/"done" lines to the log; as a
+  // filler (FILLER_ENV set) it records its folder and never ends on its own.
+  function child(): string {
+    const script = join(TMP, 'child.mjs');
+    writeFileSync(
+      script,
+      `import { appendFileSync, existsSync } from 'node:fs';
+const [log] = process.argv.slice(2);
+const label = process.argv[process.argv.indexOf('--only') + 1];
+const dir = process.env.${FILLER_ENV};
+if (dir) { appendFileSync(log, 'filler ' + label + ' ' + existsSync(dir) + ' ' + dir + '\\n'); setInterval(() => {}, 1000); }
+else { appendFileSync(log, 'start ' + label + '\\n'); setTimeout(() => appendFileSync(log, 'done ' + label + '\\n'), Number(label.split(':')[1])); }
+`,
+    );
+    return script;
+  }
+
+  test('three runs on two workers: once the queue is empty a filler runs beside the last, then is killed and its folder removed', { timeout: 30_000 }, async () => {
+    const log = join(TMP, 'filler.log');
+    const n = await runInParallel(['a:100', 'b:2500', 'c:100'], 2, [child(), log], { filler: true });
+    assert.equal(n, 1);
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    const filler = lines.find((l) => l.startsWith('filler '))!;
+    const [, label, existed, dir] = filler.split(' ');
+    assert.equal(label, 'c:100'); // the last label again
+    assert.equal(existed, 'true');
+    assert.ok(!existsSync(dir!), 'the filler folder is removed');
+    // it started after the queue ran dry and before the last real run ended, and nothing real came after it
+    assert.ok(lines.indexOf(filler) > lines.indexOf('done c:100') && lines.indexOf(filler) < lines.indexOf('done b:2500'), lines.join('\n'));
+    assert.equal(lines[lines.length - 1], 'done b:2500');
+  });
+
+  test('without filler (or with nothing left running) no filler is started', { timeout: 30_000 }, async () => {
+    const log = join(TMP, 'nofiller.log');
+    assert.equal(await runInParallel(['a:100', 'b:600', 'c:100'], 2, [child(), log]), 0);
+    assert.equal(await runInParallel(['d:100'], 1, [child(), log], { filler: true }), 0);
+    assert.ok(!readFileSync(log, 'utf8').includes('filler'));
+  });
+
+  test('a filler child writes its runs into its own folder, never the table\'s', () => {
+    const saved = process.env[FILLER_ENV];
+    try {
+      delete process.env[FILLER_ENV];
+      assert.equal(benchRunsDir('distill-x'), join(ROOT, 'bench/runs/distill-x'));
+      process.env[FILLER_ENV] = join(TMP, 'scratch');
+      assert.equal(benchRunsDir('distill-x'), join(TMP, 'scratch'));
+    } finally {
+      if (saved === undefined) delete process.env[FILLER_ENV];
+      else process.env[FILLER_ENV] = saved;
+    }
   });
 });
 
