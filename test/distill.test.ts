@@ -337,6 +337,23 @@ describe('the objectives move the right way', () => {
     }
   });
 
+  test('dafl --aug-*: the student gets a random affine view of the generated batch; off (the default) it gets the batch itself', () => {
+    const ctx = makeCtx(1, 'dafl');
+    const off = makeMethod('dafl', ctx, 1);
+    const on = makeMethod('dafl', ctx, 1, { augScale: 0.15, augShift: 2, augRotate: 10 });
+    T.tidy(() => {
+      const fresh = off.synthesize(ctx, 0);
+      assert.equal(off.studentBatch!(ctx, fresh, 0).x, fresh.x);
+      const view = on.studentBatch!(ctx, fresh, 0).x;
+      assert.deepEqual(view.shape, fresh.x.shape);
+      const d = view.sub(fresh.x).abs().max().item();
+      assert.ok(d > 0.1, `the view differs from the batch (max |Δ| ${d})`);
+      assert.ok(Number.isFinite(view.sum().item()));
+    });
+    for (const m of [off, on]) m.dispose();
+    assert.throws(() => makeMethod('dafl', ctx, 1, { augRotate: -1 }), /dafl: --aug-rotate must be/);
+  });
+
   test('tgan: one generator step on a fixed latent (student frozen) lowers L_G = −KD + λ·L_attn + L_oh + L_ie', (t) => {
     for (const seed of GSEEDS) {
       const { before: b, after: a } = generatorStep('tgan', 'G/total', seed);

@@ -140,10 +140,8 @@ export function stateTensor(t: Record<string, Tensor>, key: string, method: stri
   return v;
 }
 
-/** The entries of `t` whose key starts with `prefix`, with the prefix removed. */
-export function unprefixed(prefix: string, t: Record<string, Tensor>): Record<string, Tensor> {
-  return Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
-}
+// A checkpoint section's tensors (kept here too for the methods' imports; it lives with the checkpoint code).
+export { unprefixed } from '../export/checkpoint.js';
 
 /** The DAFL/DFAD-style convolutional generator and its trainer, sized for the teacher's input. */
 export function dcganTrainer(

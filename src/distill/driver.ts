@@ -23,7 +23,7 @@ import { dirname, join } from 'node:path';
 import { dispose, manualSeed, tidy, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint } from '../export/checkpoint.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, saveCheckpoint, unprefixed } from '../export/checkpoint.js';
 import { writeFileAtomic } from '../util/fs.js';
 import { dataParallel, rankCheckpointBase, rankSeed, resumeCheckpoint } from '../dist/data-parallel.js';
 import { WeightEma } from './ema.js';
@@ -141,8 +141,7 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     const from = resumeCheckpoint(out, last, 'iteration', log);
     const saved = readCheckpointConfig<{ state: LoopState; optimizer: OptimizerMeta; method: Record<string, unknown>; emaUpdates?: number }>(from);
     const extra = loadCheckpointInto(from, model, prefixes);
-    const byPrefix = (p: string): Record<string, Tensor> =>
-      Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith(p)).map(([k, t]) => [k.slice(p.length), t]));
+    const byPrefix = (p: string): Record<string, Tensor> => unprefixed(p, extra);
     for (const [p, m] of extraModules) m.loadStateDict(byPrefix(`${p}.`));
     opt.loadStateDict({ state: byPrefix('optim.'), meta: saved.optimizer });
     method.loadStateDict({ tensors: byPrefix('method.'), meta: saved.method });
@@ -171,8 +170,9 @@ export function runBudgetedLoop<B extends { logs: Record<string, number> }>(cfg:
     for (const [k, t] of Object.entries(sd.state)) extra[`optim.${k}`] = t;
     for (const [k, t] of Object.entries(ms.tensors)) extra[`method.${k}`] = t;
     for (const [p, m] of extraModules) for (const [k, t] of Object.entries(m.stateDict())) extra[`${p}.${k}`] = t;
-    for (const [k, t] of Object.entries(ema?.stateDict().tensors ?? {})) extra[`ema.${k}`] = t;
-    saveCheckpoint(last, model, { loop: cfg, state, optimizer: sd.meta, method: ms.meta, ...(ema ? { emaUpdates: ema.updates } : {}) }, extra);
+    const es = ema?.stateDict();
+    for (const [k, t] of Object.entries(es?.tensors ?? {})) extra[`ema.${k}`] = t;
+    saveCheckpoint(last, model, { loop: cfg, state, optimizer: sd.meta, method: ms.meta, ...(es ? { emaUpdates: es.updates } : {}) }, extra);
     checkpointed = true;
     dispose(sd.state);
     dispose(ms.tensors);

@@ -19,10 +19,9 @@ import { loadClassifier } from '../models/load.js';
 import { createModel } from '../models/registry.js';
 import { createMethod, METHODS } from '../distill/methods/index.js';
 import { freeze } from '../distill/loop.js';
-import { unprefixed } from '../distill/common.js';
 import type { DistillContext } from '../distill/types.js';
 import type { Module } from '../nn/module.js';
-import { checkpointPaths, loadCheckpointInto, readCheckpointConfig } from './checkpoint.js';
+import { checkpointPaths, loadCheckpointInto, readCheckpointConfig, unprefixed } from './checkpoint.js';
 
 /** Default calibration set size: ORT's quantize_static examples and PSAQ-ViT use a few hundred images at most. */
 export const DEFAULT_CALIBRATION_IMAGES = 256;

@@ -17,6 +17,11 @@ import type { Module } from '../nn/module.js';
 import { readSafetensorsFile, readSafetensorsHeader, writeSafetensorsFile, SafetensorsError, type RawTensor, type SafeDType } from './safetensors.js';
 import { ATOMIC_TEMP, atomicTempName, faultPoint, writeJsonAtomic, type AtomicWriteOptions } from '../util/fs.js';
 
+/** One section of a checkpoint's extra tensors: the entries of `t` whose key starts with `prefix`, with the prefix removed. */
+export function unprefixed(prefix: string, t: Record<string, Tensor>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(t).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v]));
+}
+
 const TO_SAFE: Partial<Record<DType, SafeDType>> = {
   float64: 'F64', float32: 'F32', float16: 'F16', bfloat16: 'BF16', int64: 'I64', int32: 'I32', int16: 'I16', int8: 'I8', uint8: 'U8', bool: 'BOOL',
 };

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { dispose, type Tensor } from '../tensor/tensor.js';
 import type { Optimizer, OptimizerMeta } from '../nn/optim.js';
 import type { Module } from '../nn/module.js';
-import { loadCheckpointInto, readCheckpointConfig } from '../export/checkpoint.js';
+import { loadCheckpointInto, readCheckpointConfig, unprefixed } from '../export/checkpoint.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/fs.js';
 import { dataParallel, resumeCheckpoint } from '../dist/data-parallel.js';
 
@@ -53,8 +53,7 @@ export function startOrResume<C extends object, S extends EpochState>(o: {
     }
     const modules = Object.entries(o.extra ?? {});
     const extra = loadCheckpointInto(from, o.model, ['optim.', ...modules.map(([p]) => `${p}.`)]);
-    const byPrefix = (p: string): Record<string, Tensor> =>
-      Object.fromEntries(Object.entries(extra).filter(([k]) => k.startsWith(p)).map(([k, t]) => [k.slice(p.length), t]));
+    const byPrefix = (p: string): Record<string, Tensor> => unprefixed(p, extra);
     for (const [p, m] of modules) m.loadStateDict(byPrefix(`${p}.`));
     o.opt.loadStateDict({ state: byPrefix('optim.'), meta: saved.state.optimizer });
     dispose(extra);

@@ -5,7 +5,7 @@
 import { writeFileAtomic } from '../../util/fs.js';
 import { dispose, setNumThreads } from '../../tensor/tensor.js';
 import { checkpointPaths, loadTensors, readCheckpointConfig } from '../../export/checkpoint.js';
-import { unprefixed } from '../../distill/common.js';
+import { unprefixed } from '../../export/checkpoint.js';
 import { feedFiles, PRODUCER_WRITE, runProducer, type ProducerArgs } from './feed.js';
 import { prepareDetectRun, type DetectDistillConfig } from './run.js';
 

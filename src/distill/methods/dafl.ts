@@ -1,8 +1,13 @@
 // `dafl` — Data-Free Learning of Student Networks (Chen et al., ICCV 2019).
 //   L_G = L_oh + α·L_a + β·L_ie   (one-hot confidence, feature activation, information entropy)
 //   student: KD(T, S; τ = 1) on the same (detached) batch. One G and one S update per iteration.
+// Our addition (off by default, --aug-scale/--aug-shift/--aug-rotate): the student's batch is a random
+// affine view of the generator's (tgan's views), labelled by the teacher on that view — more distinct
+// inputs per generated batch, the diversity lever of issue 15, at the cost of one grid sample.
 import type { DCGANGenerator } from '../../models/generators.js';
 import { dcganTrainer, GeneratorMethod, GeneratorTrainer, studentKD } from '../common.js';
+import { randomAffine } from '../augment.js';
+import { hparamChecks } from '../hparams.js';
 import { activationLoss, informationEntropyLoss, oneHotLoss } from '../losses.js';
 import type { DistillContext, DistillMethod, StudentLoss, SyntheticBatch } from '../types.js';
 
@@ -23,8 +28,17 @@ export const DAFL_DEFAULTS = {
   latentDim: 100,
   /** Generator width: DAFL uses 128/64 channels; MEASURED.md: generator convolutions dominate here, so 64/32 by default. */
   baseChannels: 32,
+  /**
+   * Random affine views of the student's batch (zoom ±augScale, shift ±augShift px, rotation ±augRotate°;
+   * the teacher labels the view). 0/0/0 = DAFL as published (the default).
+   */
+  augScale: 0,
+  augShift: 0,
+  augRotate: 0,
 };
 export type DaflHparams = typeof DAFL_DEFAULTS;
+
+const { nonNegative: requireNonNegative } = hparamChecks('dafl');
 
 export class Dafl extends GeneratorMethod<DCGANGenerator> implements DistillMethod {
   readonly name = 'dafl';
@@ -37,8 +51,19 @@ export class Dafl extends GeneratorMethod<DCGANGenerator> implements DistillMeth
     super();
     const h = { ...DAFL_DEFAULTS, ...overrides };
     this.hparams = h;
+    for (const k of ['augScale', 'augShift', 'augRotate'] as const) requireNonNegative(k, h[k]);
     this.studentOptimizer = { kind: 'adam' as const, lr: h.lrS };
     this.gen = dcganTrainer(ctx, h);
+    this.black = ctx.mean.map((m, i) => -m / ctx.std[i]!);
+  }
+
+  /** The normalised value of a black pixel: what a view's uncovered border is filled with. */
+  private readonly black: number[];
+
+  studentBatch(_ctx: DistillContext, fresh: SyntheticBatch): SyntheticBatch {
+    const h = this.hparams;
+    if (h.augScale === 0 && h.augShift === 0 && h.augRotate === 0) return fresh;
+    return { ...fresh, x: randomAffine(fresh.x, { scale: h.augScale, shift: h.augShift, rotate: h.augRotate, fill: this.black }) };
   }
 
   synthesize(ctx: DistillContext): SyntheticBatch {
