@@ -69,3 +69,19 @@ export function randomAffine(x: Tensor, o: RandomAffineOptions): Tensor {
     return gridSample(x.sub(fillT), grid).add(fillT);
   });
 }
+
+/** The affine views of tgan and dafl: zoom ±scale, shift ±shift px, rotation ±rotate° (0/0/0: off). */
+export interface AffineViews {
+  augScale: number;
+  augShift: number;
+  augRotate: number;
+}
+
+/**
+ * A random affine view of x (randomAffine), its uncovered border black in the normalised space of
+ * `mean`/`std`; x itself when the views are off.
+ */
+export function affineView(x: Tensor, v: AffineViews, norm: { mean: readonly number[]; std: readonly number[] }): Tensor {
+  if (v.augScale === 0 && v.augShift === 0 && v.augRotate === 0) return x;
+  return randomAffine(x, { scale: v.augScale, shift: v.augShift, rotate: v.augRotate, fill: norm.mean.map((m, i) => -m / norm.std[i]!) });
+}

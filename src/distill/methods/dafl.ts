@@ -6,7 +6,7 @@
 // inputs per generated batch, the diversity lever of issue 15, at the cost of one grid sample.
 import type { DCGANGenerator } from '../../models/generators.js';
 import { dcganTrainer, GeneratorMethod, GeneratorTrainer, studentKD } from '../common.js';
-import { randomAffine } from '../augment.js';
+import { affineView } from '../augment.js';
 import { hparamChecks } from '../hparams.js';
 import { activationLoss, informationEntropyLoss, oneHotLoss } from '../losses.js';
 import type { DistillContext, DistillMethod, StudentLoss, SyntheticBatch } from '../types.js';
@@ -54,16 +54,11 @@ export class Dafl extends GeneratorMethod<DCGANGenerator> implements DistillMeth
     for (const k of ['augScale', 'augShift', 'augRotate'] as const) requireNonNegative(k, h[k]);
     this.studentOptimizer = { kind: 'adam' as const, lr: h.lrS };
     this.gen = dcganTrainer(ctx, h);
-    this.black = ctx.mean.map((m, i) => -m / ctx.std[i]!);
   }
 
-  /** The normalised value of a black pixel: what a view's uncovered border is filled with. */
-  private readonly black: number[];
-
-  studentBatch(_ctx: DistillContext, fresh: SyntheticBatch): SyntheticBatch {
-    const h = this.hparams;
-    if (h.augScale === 0 && h.augShift === 0 && h.augRotate === 0) return fresh;
-    return { ...fresh, x: randomAffine(fresh.x, { scale: h.augScale, shift: h.augShift, rotate: h.augRotate, fill: this.black }) };
+  studentBatch(ctx: DistillContext, fresh: SyntheticBatch): SyntheticBatch {
+    const x = affineView(fresh.x, this.hparams, ctx);
+    return x === fresh.x ? fresh : { ...fresh, x };
   }
 
   synthesize(ctx: DistillContext): SyntheticBatch {

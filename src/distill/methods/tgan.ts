@@ -32,7 +32,7 @@ import {
   totalVariation,
   type TokenOutput,
 } from '../losses.js';
-import { randomAffine, randomJitterFlip } from '../augment.js';
+import { affineView, randomJitterFlip } from '../augment.js';
 import type { DistillContext, DistillMethod, MethodState, StudentLoss, SyntheticBatch } from '../types.js';
 
 // Tuned on the MNIST validation split (teacher teachers/mnist-vit 96.92%, student vit-student-28 from
@@ -141,8 +141,6 @@ export class Tgan implements DistillMethod {
   private readonly bank: ImageBank;
   private readonly pairs: [number, number][];
   private readonly teacherVit: VisionTransformer;
-  /** The normalised value of a black pixel: what a view's uncovered border is filled with. */
-  private readonly black: number[];
   /** CMI's contrastive term (--w-cr > 0), else null. */
   private readonly cr: ContrastiveTerm | null;
 
@@ -178,7 +176,6 @@ export class Tgan implements DistillMethod {
     });
     this.gen = new GeneratorTrainer(generator, h.latentDim, h.lrG);
     this.bank = new ImageBank(h.bankBatches * ctx.batchSize);
-    this.black = ctx.mean.map((m, i) => -m / ctx.std[i]!);
     this.pairs = matchBlocks(this.teacherVit.config.depth, studentVit.config.depth);
     this.cr = h.wCr > 0
       ? new ContrastiveTerm(this.teacherVit.config.dim, { headDim: h.crHeadDim, memory: h.crMemoryBatches * ctx.batchSize, negatives: h.crNegatives, tau: h.tauCr, lr: h.lrG })
@@ -203,7 +200,7 @@ export class Tgan implements DistillMethod {
     const z = this.gen.latent(ctx.batchSize);
     const labels = h.conditional ? randint(0, ctx.numClasses, [ctx.batchSize]) : undefined;
     const x = this.gen.generator.forward(z, labels);
-    const xa = this.view(x);
+    const xa = this.view(x, ctx);
     const tOut = ctx.teacher.forward(xa, { returnAttention: true, returnTokens: true });
     const sOut = ctx.student.forward(xa);
     const adv = kdLoss(tOut.logits, sOut.logits, h.tau, { teacherGrad: true });
@@ -232,14 +229,13 @@ export class Tgan implements DistillMethod {
 
   studentBatch(ctx: DistillContext, fresh: SyntheticBatch, k: number): SyntheticBatch {
     const b = k === 0 || this.bank.size < 2 * ctx.batchSize ? fresh : { x: this.bank.sample(ctx.batchSize), logs: {} };
-    return { ...b, x: this.view(b.x) };
+    return { ...b, x: this.view(b.x, ctx) };
   }
 
   /** A random view of a batch: affine (if on), then DeepInversion's jitter (if on). */
-  private view(x: Tensor): Tensor {
+  private view(x: Tensor, ctx: DistillContext): Tensor {
     const h = this.hparams;
-    let v = x;
-    if (h.augScale > 0 || h.augShift > 0 || h.augRotate > 0) v = randomAffine(v, { scale: h.augScale, shift: h.augShift, rotate: h.augRotate, fill: this.black });
+    const v = affineView(x, h, ctx);
     return h.jitter > 0 ? randomJitterFlip(v, h.jitter, 0) : v;
   }
 
