@@ -132,7 +132,7 @@ export async function runInParallel(labels: string[], jobs: number, argv: string
       running--;
       if (code !== 0) failures.push(`${l} (exit ${code})`);
     }
-    if (opts.filler && running > 0 && labels.length > 0) {
+    if (opts.filler && running > 0) {
       const dir = mkdtempSync(join(tmpdir(), 'vit-dfkd-filler-'));
       const l = labels[labels.length - 1]!;
       process.stderr.write(`[filler] ${l} again into ${dir}, so that the runs still going are not alone; killed when they end\n`);
